@@ -1,0 +1,172 @@
+"""The Python API: load, edit, validate, run and save graphs in a few lines.
+
+    import graphkit
+    g = graphkit.load("graphs/mask_composite.json")
+    g.set_param("grow", "pixels", 12)
+    result = g.run(out="out")
+    g.save("edited.json")
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from graphkit.context import RunControl, Sandbox
+from graphkit.devices import pick_device
+from graphkit.errors import GraphError, Problem, problem
+from graphkit.events import Listener
+from graphkit.graph import GraphDoc, NodeEntry, copy_doc, doc_from_raw, dumps_doc, load_doc, \
+    parse_json, save_doc
+from graphkit.registry import Registry, registry
+from graphkit.scheduler import RunResult, Scheduler
+from graphkit.validate import Checked, check
+
+MAX_NODES = 10_000
+_SCHEDULER: Scheduler | None = None
+
+
+def default_scheduler() -> Scheduler:
+    """The process scheduler: its cache lives as long as the process, across graphs."""
+    global _SCHEDULER
+    if _SCHEDULER is None:
+        _SCHEDULER = Scheduler()
+    return _SCHEDULER
+
+
+class Graph:
+    """A graph document plus the folder its relative input paths are read from."""
+
+    def __init__(self, doc: GraphDoc | None = None, base_dir: Path | None = None,
+                 reg: Registry | None = None) -> None:
+        self.doc = doc if doc is not None else GraphDoc()
+        self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
+        self.registry = reg if reg is not None else registry()
+        self._checked: Checked | None = None
+        self._checked_text: str | None = None
+
+    # construction ------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, reg: Registry | None = None) -> Graph:
+        """Read a graph file (or a PNG carrying a graph)."""
+        path = Path(path)
+        if path.suffix.lower() == ".png":
+            from graphkit.pngmeta import read_graph_text
+
+            text = read_graph_text(path)
+            try:
+                doc = doc_from_raw(parse_json(text))
+            except GraphError as exc:
+                exc.source = str(path)
+                raise
+        else:
+            doc = load_doc(path)
+        return cls(doc, path.parent, reg)
+
+    @classmethod
+    def from_json(cls, text: str, base_dir: Path | None = None) -> Graph:
+        return cls(doc_from_raw(parse_json(text)), base_dir)
+
+    def copy(self) -> Graph:
+        return Graph(copy_doc(self.doc), self.base_dir, self.registry)
+
+    # editing ----------------------------------------------------------------------------
+    def add_node(self, node_id: str, type_id: str, params: dict[str, Any] | None = None,
+                 inputs: dict[str, str] | None = None) -> None:
+        if node_id in self.doc.nodes:
+            raise GraphError([problem("duplicate_id", "a node with this id exists", node_id)])
+        self.doc.nodes[node_id] = NodeEntry(type=type_id, params=params or {},
+                                            inputs=inputs or {})
+
+    def set_param(self, node_id: str, name: str, value: Any) -> None:
+        self._entry(node_id).params[name] = value
+
+    def connect(self, src: str, dst: str) -> None:
+        """Link ``"node.port"`` (an output) to ``"node.port"`` (an input)."""
+        node_id, _, port = dst.partition(".")
+        self._entry(node_id).inputs[port] = src
+
+    def apply_overrides(self, overrides: Iterable[str]) -> None:
+        """Apply ``NODE.PARAM=VALUE`` settings; VALUE is JSON, or a plain string."""
+        for item in overrides:
+            target, sep, raw = item.partition("=")
+            node_id, dot, name = target.partition(".")
+            if not sep or not dot or not node_id or not name:
+                raise GraphError([problem("override", f"override '{item}' must look like "
+                                          "NODE.PARAM=VALUE")])
+            if node_id not in self.doc.nodes:
+                raise GraphError([problem("override", "no such node in the graph", node_id,
+                                          name)])
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            self.set_param(node_id, name, value)
+
+    def _entry(self, node_id: str) -> NodeEntry:
+        try:
+            return self.doc.nodes[node_id]
+        except KeyError:
+            raise GraphError([problem("missing_node", "no such node", node_id)]) from None
+
+    # checking ---------------------------------------------------------------------------
+    def checked(self) -> Checked:
+        """Check result, reused while the document is unchanged."""
+        text = self.doc.model_dump_json()
+        if self._checked is None or text != self._checked_text:
+            self._checked = check(self.doc, self.registry, MAX_NODES)
+            self._checked_text = text
+        return self._checked
+
+    def validate(self) -> list[Problem]:
+        """Every problem with this graph (empty when it may run)."""
+        return self.checked().problems
+
+    # running ----------------------------------------------------------------------------
+    def run(
+        self,
+        out: str | Path = "out",
+        *,
+        device: str | torch.device | None = None,
+        inputs: Iterable[str | Path] = (),
+        targets: Iterable[str] | None = None,
+        listeners: Iterable[Listener] = (),
+        control: RunControl | None = None,
+        scheduler: Scheduler | None = None,
+    ) -> RunResult:
+        """Validate, then run what the output nodes need; raises GraphError on bad input."""
+        checked = self.checked()
+        if checked.problems:
+            raise GraphError(checked.problems)
+        dev = device if isinstance(device, torch.device) else pick_device(device)
+        sandbox = Sandbox([self.base_dir, *map(Path, inputs)], Path(out))
+        return (scheduler or default_scheduler()).run(
+            checked, device=dev, sandbox=sandbox, control=control, targets=targets,
+            listeners=listeners, graph_json=self.dumps(),
+        )
+
+    # saving -----------------------------------------------------------------------------
+    def dumps(self) -> str:
+        """Deterministic JSON text, with each node's type version and pack filled in."""
+        for entry in self.doc.nodes.values():
+            spec = self.registry.get(entry.type)
+            if spec is not None:
+                same_major = entry.version is None or entry.version.split(".")[0] == str(spec.major)
+                if same_major:
+                    entry.version = spec.version
+                entry.pack = spec.pack
+        return dumps_doc(self.doc)
+
+    def save(self, path: str | Path) -> None:
+        """Write the graph file atomically."""
+        self.dumps()
+        save_doc(self.doc, Path(path))
+
+
+def load(path: str | Path) -> Graph:
+    """Load a graph file or a graphkit PNG."""
+    return Graph.load(path)

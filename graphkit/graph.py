@@ -1,0 +1,201 @@
+"""The graph file: pydantic model, format migrations, deterministic load and save."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+
+from graphkit.errors import GraphError, Problem, problem
+from graphkit.fileio import atomic_write_text
+
+FORMAT = "graphkit/1"
+NODE_ID = r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$"
+PORT_REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_\-]{0,63})\.([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+class NodeEntry(BaseModel):
+    """One node of a graph file: its type, params by name, and input links."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=200)
+    version: str | None = Field(default=None, max_length=50)
+    pack: str | None = Field(default=None, max_length=200)
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    inputs: dict[str, str] = Field(default_factory=dict)
+
+
+class GraphDoc(BaseModel):
+    """A whole graph file. ``ui`` holds positions, titles and notes; execution ignores it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str = FORMAT
+    name: str = Field(default="", max_length=500)
+    nodes: dict[str, NodeEntry] = Field(default_factory=dict)
+    ui: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+def _v0_to_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """Format 0 listed nodes with an ``id`` field and linked inputs as [node, port] pairs."""
+    nodes: dict[str, Any] = {}
+    for entry in raw.get("nodes", []):
+        entry = dict(entry)
+        node_id = entry.pop("id")
+        links = entry.get("inputs", {})
+        entry["inputs"] = {port: f"{src[0]}.{src[1]}" for port, src in links.items()}
+        nodes[node_id] = entry
+    out = {k: v for k, v in raw.items() if k not in ("nodes", "format")}
+    return {**out, "format": "graphkit/1", "nodes": nodes}
+
+
+MIGRATIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "graphkit/0": _v0_to_v1,
+}
+
+
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """Bring a raw graph document up to the current format, one step at a time."""
+    seen = set()
+    while raw.get("format") in MIGRATIONS and raw["format"] not in seen:
+        seen.add(raw["format"])
+        raw = MIGRATIONS[raw["format"]](raw)
+    return raw
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str, where: str) -> None:
+        super().__init__(key)
+        self.key, self.where = key, where
+
+
+def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key, "")
+        out[key] = value
+    return out
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Parse JSON, refusing duplicate keys; errors carry line and column."""
+    try:
+        return json.loads(text, object_pairs_hook=_pairs_hook)
+    except json.JSONDecodeError as exc:
+        raise GraphError(
+            [problem("json", f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")]
+        ) from None
+    except _DuplicateKey as exc:
+        raise GraphError(
+            [problem("duplicate_key", f"key '{exc.key}' appears twice in one object; "
+                     "two nodes with one id, or two links into one input?")]
+        ) from None
+    except (RecursionError, ValueError) as exc:
+        raise GraphError([problem("json", f"unreadable JSON: {exc}")]) from None
+
+
+def doc_from_raw(raw: Any) -> GraphDoc:
+    """Typed graph document from parsed JSON, with every structural problem reported."""
+    if not isinstance(raw, dict):
+        raise GraphError([problem("structure", "a graph file must be a JSON object")])
+    fmt = raw.get("format", FORMAT)
+    raw = migrate(raw)
+    if raw.get("format", FORMAT) != FORMAT:
+        raise GraphError([problem(
+            "format", f"unsupported graph format {fmt!r}; this graphkit reads {FORMAT!r}"
+            " and migrates 'graphkit/0'", field="format")])
+    try:
+        return GraphDoc.model_validate(raw)
+    except ValidationError as exc:
+        raise GraphError([_structure_problem(e) for e in exc.errors()]) from None
+    except RecursionError:
+        raise GraphError([problem("structure", "graph nests too deeply")]) from None
+
+
+def _structure_problem(err: Any) -> Problem:
+    loc = [str(x) for x in err.get("loc", ())]
+    node = field = None
+    if len(loc) >= 2 and loc[0] == "nodes":
+        node = loc[1]
+        field = ".".join(loc[2:]) or None
+    elif loc:
+        field = ".".join(loc)
+    msg = err.get("msg", "invalid").replace("\n", " ")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown key"
+    return problem("structure", msg, node=node, field=field)
+
+
+def dumps_doc(doc: GraphDoc) -> str:
+    """Deterministic JSON text: fixed field order, sorted ids and names, two-space indent."""
+    nodes = {}
+    for node_id in sorted(doc.nodes):
+        entry = doc.nodes[node_id]
+        out: dict[str, Any] = {"type": entry.type}
+        if entry.version:
+            out["version"] = entry.version
+        if entry.pack:
+            out["pack"] = entry.pack
+        if entry.params:
+            out["params"] = _sorted(entry.params)
+        if entry.inputs:
+            out["inputs"] = dict(sorted(entry.inputs.items()))
+        nodes[node_id] = out
+    top: dict[str, Any] = {"format": FORMAT}
+    if doc.name:
+        top["name"] = doc.name
+    top["nodes"] = nodes
+    if doc.ui:
+        top["ui"] = _sorted(doc.ui)
+    return json.dumps(top, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def split_ref(ref: str) -> tuple[str, str] | None:
+    """``"node.port"`` into (node, port), or None when it is not of that shape."""
+    match = PORT_REF.match(ref)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def load_doc(path: Path, max_bytes: int = 16 * 1024 * 1024) -> GraphDoc:
+    """Read a graph file into a GraphDoc; every problem names the file."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise GraphError([problem("limit", f"file is {size} bytes; the limit is {max_bytes}")])
+        data = path.read_bytes()
+    except OSError as exc:
+        raise GraphError([problem("file", f"cannot read: {exc.strerror or exc}")], str(path))
+    except GraphError as exc:
+        exc.source = str(path)
+        raise
+    try:
+        return doc_from_raw(parse_json(data))
+    except GraphError as exc:
+        exc.source = str(path)
+        raise
+
+
+def save_doc(doc: GraphDoc, path: Path) -> None:
+    """Write a graph file atomically."""
+    atomic_write_text(Path(path), dumps_doc(doc))
+
+
+def copy_doc(doc: GraphDoc) -> GraphDoc:
+    """A deep copy (edits to it leave the original alone)."""
+    return GraphDoc.model_validate(copy.deepcopy(doc.model_dump()))

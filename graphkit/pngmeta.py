@@ -1,0 +1,74 @@
+"""The graph (and the software that ran it) embedded in PNG text chunks, and read back."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from PIL import Image as PILImage
+from PIL import PngImagePlugin
+
+from graphkit.errors import GraphError, problem
+
+GRAPH_KEY = "graphkit.graph"
+INFO_KEY = "graphkit.info"
+
+
+def encode_png(img: PILImage.Image, graph_json: str, info: dict[str, Any] | None = None) -> bytes:
+    """PNG bytes of ``img`` carrying the graph and run info in iTXt chunks."""
+    meta = PngImagePlugin.PngInfo()
+    if graph_json:
+        meta.add_itxt(GRAPH_KEY, graph_json, zip=True)
+    if info:
+        meta.add_itxt(INFO_KEY, json.dumps(info, sort_keys=True), zip=True)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", pnginfo=meta)
+    return buf.getvalue()
+
+
+def read_meta(path: Path) -> dict[str, str]:
+    """The graphkit text chunks of a PNG file."""
+    try:
+        with PILImage.open(path) as img:
+            if img.format != "PNG":
+                raise GraphError([problem("png", f"not a PNG image ({img.format})")], str(path))
+            text = dict(getattr(img, "text", {}) or {})
+    except GraphError:
+        raise
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise GraphError([problem("png", f"cannot read PNG: {exc}")], str(path)) from None
+    return {k: v for k, v in text.items() if k.startswith("graphkit.")}
+
+
+def read_graph_text(path: Path) -> str:
+    """The graph JSON a graphkit PNG carries."""
+    meta = read_meta(path)
+    if GRAPH_KEY not in meta:
+        raise GraphError([problem("png", "this PNG carries no graphkit graph")], str(path))
+    return meta[GRAPH_KEY]
+
+
+def read_info(path: Path) -> dict[str, Any]:
+    """The run info (versions, models) a graphkit PNG carries, or {}."""
+    raw = read_meta(path).get(INFO_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def run_info(**extra: Any) -> dict[str, Any]:
+    """Software versions, and the models loaded so far with their revisions."""
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for dist in ("graphkit", "torch", "diffusers", "transformers"):
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            versions[dist] = None
+    info: dict[str, Any] = {"versions": versions, **extra}
+    models = sys.modules.get("graphkit.models")
+    if models is not None and getattr(models, "_MANAGER", None) is not None:
+        info["models"] = models._MANAGER.loaded()
+    return info

@@ -1,0 +1,66 @@
+"""Load images from allowed folders; save PNGs (carrying their graph) into the output folder."""
+
+from typing import Annotated
+
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+from graphkit import Image, Param, RunContext, SavedFiles, node
+from graphkit.context import NodeInputError
+from graphkit.fileio import atomic_write_bytes
+from graphkit.imaging import pil_to_alpha, pil_to_pixels, pixels_to_pil
+from graphkit.pngmeta import encode_png, run_info
+from graphkit.types import Mask
+
+ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
+MAX_PIXELS = 64 * 1024 * 1024
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+@node("image.load", title="Load image", category="image", version="1.0.0",
+      outputs={"image": Image, "mask": Mask})
+def image_load(
+    ctx: RunContext,
+    path: Annotated[str, Param(min_length=1, max_length=1024,
+                               description="PNG, JPEG or WebP, relative to the graph's folder "
+                                           "or an allowed input folder.")],
+) -> dict:
+    """Load an image; its mask output is 1 where the image is transparent (0 if opaque)."""
+    file = ctx.sandbox.resolve_input(path, "path")
+    if file.stat().st_size > MAX_FILE_BYTES:
+        raise NodeInputError("path", f"'{path}' is larger than {MAX_FILE_BYTES} bytes")
+    try:
+        with PILImage.open(file) as img:
+            if img.format not in ALLOWED_FORMATS:
+                raise NodeInputError("path", f"'{path}' is {img.format}; "
+                                     "only PNG, JPEG and WebP are read")
+            if img.width * img.height > MAX_PIXELS:
+                raise NodeInputError("path", f"'{path}' is {img.width}x{img.height}; "
+                                     f"the limit is {MAX_PIXELS} pixels")
+            img.load()
+            rgba = img.convert("RGBA")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise NodeInputError("path", f"'{path}' is not a readable image ({exc})") from None
+    pixels = pil_to_pixels(rgba).to(ctx.device)
+    alpha = pil_to_alpha(rgba.getchannel("A")).to(ctx.device)
+    return {"image": Image(pixels), "mask": Mask(1.0 - alpha)}
+
+
+@node("image.save", title="Save image", category="image", version="1.0.0", output_node=True)
+def image_save(
+    ctx: RunContext,
+    image: Image,
+    name: Annotated[str, Param(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,100}$",
+                               description="File name without extension; PNG is written "
+                                           "into the run's output folder.")] = "image",
+) -> SavedFiles:
+    """Write the image as PNG into the output folder, with the graph embedded for sharing."""
+    pics = pixels_to_pil(image.pixels)
+    info = run_info(node=ctx.node_id)
+    paths = []
+    for i, pic in enumerate(pics):
+        stem = name if len(pics) == 1 else f"{name}_{i}"
+        target = ctx.sandbox.output_file(stem, ".png")
+        atomic_write_bytes(target, encode_png(pic, ctx.graph_json, info))
+        paths.append(str(target))
+    return SavedFiles(tuple(paths))
