@@ -172,7 +172,8 @@ def cmd_nodes(args: argparse.Namespace) -> int:
         for name, inp in spec.inputs.items():
             print(f"    in  {name}: {inp.type}{' (optional)' if inp.optional else ''}")
         for name, param in spec.params.items():
-            print(f"    param {name}: {_describe_param(param.schema, param.default, param.required)}")
+            described = _describe_param(param.schema, param.default, param.required)
+            print(f"    param {name}: {described}")
         for name, out in spec.outputs.items():
             print(f"    out {name}: {out}")
     for pack, error in sorted(reg.failed_packs.items()):

@@ -54,7 +54,8 @@ class Sandbox:
 
     def resolve_input(self, rel: str, field_name: str = "path") -> Path:
         """A readable regular file named relative to one of the input folders."""
-        if not rel or "://" in rel or rel.startswith(("\\", "/", "~")) or re.match(r"^[A-Za-z]:", rel):
+        absolute = rel.startswith(("\\", "/", "~")) or re.match(r"^[A-Za-z]:", rel)
+        if not rel or "://" in rel or absolute:
             raise NodeInputError(field_name, f"'{rel}' must be a relative path inside the graph's "
                                  "folder or an allowed input folder (no URLs or absolute paths)")
         parts = Path(rel).parts

@@ -69,7 +69,7 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-class _DuplicateKey(ValueError):
+class _DuplicateKeyError(ValueError):
     def __init__(self, key: str, where: str) -> None:
         super().__init__(key)
         self.key, self.where = key, where
@@ -79,7 +79,7 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _DuplicateKey(key, "")
+            raise _DuplicateKeyError(key, "")
         out[key] = value
     return out
 
@@ -92,7 +92,7 @@ def parse_json(text: str | bytes) -> Any:
         raise GraphError(
             [problem("json", f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")]
         ) from None
-    except _DuplicateKey as exc:
+    except _DuplicateKeyError as exc:
         raise GraphError(
             [problem("duplicate_key", f"key '{exc.key}' appears twice in one object; "
                      "two nodes with one id, or two links into one input?")]
@@ -180,7 +180,8 @@ def load_doc(path: Path, max_bytes: int = 16 * 1024 * 1024) -> GraphDoc:
             raise GraphError([problem("limit", f"file is {size} bytes; the limit is {max_bytes}")])
         data = path.read_bytes()
     except OSError as exc:
-        raise GraphError([problem("file", f"cannot read: {exc.strerror or exc}")], str(path))
+        raise GraphError([problem("file", f"cannot read: {exc.strerror or exc}")],
+                         str(path)) from None
     except GraphError as exc:
         exc.source = str(path)
         raise

@@ -156,10 +156,19 @@ class PortType:
         return self.name
 
 
+def Port(cls: type, **attrs: Any) -> Any:  # noqa: N802 - reads like a type
+    """A plain value (int, float, str, bool) passed along an edge: ``n: Port(int)``."""
+    return Annotated[cls, PortAttrs(attrs)]
+
+
 def is_port_annotation(annotation: Any) -> bool:
-    """True when an annotation declares a port (a PortValue class, maybe narrowed)."""
+    """True when an annotation declares a port: a PortValue class, or ``Port(int)``."""
     cls = _strip(annotation)[0]
-    return isinstance(cls, type) and issubclass(cls, PortValue)
+    if not isinstance(cls, type):
+        return False
+    marked = get_origin(annotation) is Annotated and any(
+        isinstance(m, PortAttrs) for m in get_args(annotation)[1:])
+    return issubclass(cls, PortValue) or (marked and cls in PLAIN_TYPES)
 
 
 def port_type(annotation: Any) -> PortType:
