@@ -10,31 +10,48 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from graphkit.cache import OutputCache
 from graphkit.context import RunControl, Sandbox
 from graphkit.devices import pick_device
 from graphkit.errors import GraphError, Problem, problem
 from graphkit.events import Listener
-from graphkit.graph import GraphDoc, NodeEntry, copy_doc, doc_from_raw, dumps_doc, load_doc, \
-    parse_json, save_doc
+from graphkit.graph import (
+    GraphDoc,
+    NodeEntry,
+    copy_doc,
+    doc_from_raw,
+    dumps_doc,
+    load_doc,
+    parse_json,
+    save_doc,
+)
 from graphkit.registry import Registry, registry
 from graphkit.scheduler import RunResult, Scheduler
 from graphkit.validate import Checked, check
 
 MAX_NODES = 10_000
+DEFAULT_DEVICE_CACHE_MB = 4096
+DEFAULT_HOST_CACHE_MB = 8192
 _SCHEDULER: Scheduler | None = None
 
 
 def default_scheduler() -> Scheduler:
-    """The process scheduler: its cache lives as long as the process, across graphs."""
+    """The process scheduler: its cache lives as long as the process, across graphs.
+
+    Budgets come from GRAPHKIT_CACHE_DEVICE_MB and GRAPHKIT_CACHE_HOST_MB (4 and 8 GiB).
+    """
     global _SCHEDULER
     if _SCHEDULER is None:
-        _SCHEDULER = Scheduler()
+        device_mb = int(os.environ.get("GRAPHKIT_CACHE_DEVICE_MB", DEFAULT_DEVICE_CACHE_MB))
+        host_mb = int(os.environ.get("GRAPHKIT_CACHE_HOST_MB", DEFAULT_HOST_CACHE_MB))
+        _SCHEDULER = Scheduler(OutputCache(device_mb << 20, host_mb << 20))
     return _SCHEDULER
 
 

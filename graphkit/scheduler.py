@@ -221,13 +221,11 @@ class Scheduler:
             result.cancelled = True
             return
         except NodeInputError as exc:
-            self._fail(node, result, broken, emit, f"{exc.message}", exc.field)
+            self._fail(node, result, broken, emit, exc.message, exc.field, True)
             return
         except Exception as exc:  # the node's own failure, reported with its cause
-            self._fail(node, result, broken, emit, f"{type(exc).__name__}: {exc}", None)
+            self._fail(node, result, broken, emit, f"{type(exc).__name__}: {exc}", None, False)
             return
-        finally:
-            kwargs = {}
         self._release_inputs(node, the_plan)
         self.cache.put(key, outputs)
         seconds = time.perf_counter() - t0
@@ -241,15 +239,12 @@ class Scheduler:
             self.cache.unpin(the_plan.keys[src])
 
     def _fail(self, node: ResolvedNode, result: RunResult, broken: set[str], emit: Listener,
-              message: str, field_name: str | None) -> None:
+              message: str, field_name: str | None, user_error: bool) -> None:
         broken.add(node.id)
         result.failed[node.id] = message
-        if field_name is not None or message:
-            user = field_name is not None
-            if user:
-                result.user_errors[node.id] = (field_name, message)
-        emit(NodeFailed(result.run_id, node.id, node.spec.type_id, message,
-                        node.id in result.user_errors))
+        if user_error:
+            result.user_errors[node.id] = (field_name, message)
+        emit(NodeFailed(result.run_id, node.id, node.spec.type_id, message, user_error))
 
 
 def _emitter(listeners: list[Listener]) -> Listener:
