@@ -9,12 +9,14 @@ call always writes the same tensors.
 What the tiny models accept:
 
 - SDXL (``stabilityai/sdxl-turbo``, 4-channel UNet) and SDXL inpaint (9-channel UNet):
-  VAE downscale factor 8 as in the real model; width and height multiples of 8 (64 is the
-  default and the cheap choice). Text encoders: hidden sizes 32 + 32, pooled projection 32.
+  VAE downscale factor 8 as in the real model; width and height multiples of 8 (64 x 64 is
+  the pipeline default, from ``unet.sample_size=8``). Text encoders: hidden sizes 32 + 32,
+  pooled projection 32; 77-token prompts.
 - Kandinsky 2.2 prior: image embeddings of size 32, which is what both tiny decoders
   expect (``encoder_hid_dim=32``). Its CLIP image processor works at 32 x 32.
 - Kandinsky 2.2 decoder / decoder-inpaint: MoVQ downscale factor 8; width and height
-  multiples of 8 (64 x 64 recommended). The inpaint UNet has 9 input channels.
+  multiples of 8. The pipelines' own default is 512 x 512; pass 64 x 64 to stay fast.
+  The inpaint UNet has 9 input channels.
 - SAM: ViT with 256 x 256 input (images are resized so the longest side is 256);
   point and box prompts as with the real processor.
 - SD x4 upscaler: VAE downscale factor 4, so the output is 4x the input size; the UNet has
@@ -260,6 +262,14 @@ def _save_pipeline(pipe, dest: Path, tokenizers: dict[str, str]) -> None:
     for name, pad in tokenizers.items():
         shutil.rmtree(dest / name)
         _write_tokenizer(dest / name, pad_token=pad)
+    # Without torchvision, transformers swaps in "...Pil" processor classes; the real
+    # index names the standard class, which loads either way.
+    index_file = dest / "model_index.json"
+    index = json.loads(index_file.read_text(encoding="utf-8"))
+    for spec in index.values():
+        if isinstance(spec, list) and spec and spec[0] == "transformers" and spec[1]:
+            spec[1] = spec[1].removesuffix("Pil")
+    _dump(index_file, index)
 
 
 # --- builders ------------------------------------------------------------------------
@@ -455,6 +465,7 @@ def _build_sam(dest: Path) -> None:
         patch_size=16,
         window_size=4,
         global_attn_indexes=[1],
+        num_pos_feats=16,  # positional features x 2 = prompt-encoder width
     )
     prompt = SamPromptEncoderConfig(
         hidden_size=32, image_size=256, patch_size=16, mask_input_channels=4
