@@ -51,6 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of graph files")
 
+    chk = sub.add_parser("check", help="list the node packs and models a graph needs, and "
+                         "which are missing here (loads nothing)")
+    chk.add_argument("file", type=Path)
+    chk.add_argument("--models", choices=["hub", "tiny"], default=None)
+    chk.add_argument("--json", action="store_true")
+
+    models = sub.add_parser("models", help="model utilities")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    tiny = msub.add_parser("tiny", help="write tiny random-weight versions of every default "
+                           "model, in the real on-disk layout, for offline runs and tests")
+    tiny.add_argument("dir", type=Path)
+    tiny.add_argument("--force", action="store_true", help="rewrite existing folders")
+
     show = sub.add_parser("show", help="print the graph a graphkit PNG carries")
     show.add_argument("file", type=Path)
     show.add_argument("--info", action="store_true", help="also print versions and models")
@@ -120,6 +133,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         field, _msg = result.user_errors.get(node_id, (None, ""))
         where = f" '{field}'" if field else ""
         print(f"error: {args.file}: node '{node_id}' ({spec}){where}: {message}", file=sys.stderr)
+        if args.debug and node_id in result.tracebacks:
+            print(result.tracebacks[node_id], end="", file=sys.stderr)
     if result.failed:
         return EXIT_BAD_INPUT if set(result.failed) == set(result.user_errors) else EXIT_FAILED
     return EXIT_OK
@@ -212,7 +227,40 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from graphkit.api import Graph
+    from graphkit.models import get_manager
+    from graphkit.requirements import needs
+
+    _set_model_profile(args.models)
+    graph = Graph.load(args.file)
+    report = needs(graph.doc, graph.registry, get_manager())
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+    else:
+        for pack, problem_text in sorted(report.packs.items()):
+            print(f"pack  {pack}: {problem_text or 'installed'}")
+        for model, where in sorted(report.models.items()):
+            print(f"model {model}: {where}")
+        print("everything is here" if not report.missing else
+              f"missing: {', '.join(report.missing)}")
+    return EXIT_BAD_INPUT if report.missing else EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from graphkit.tinymodels import write_tiny_models
+
+    written = write_tiny_models(args.dir, force=args.force)
+    for model_id, path in written.items():
+        print(f"{model_id}: {path}")
+    print(f"use them with: GRAPHKIT_MODELS=tiny GRAPHKIT_TINY_DIR={args.dir} "
+          "(or graphkit run --models tiny)")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "check": cmd_check,
+    "models": cmd_models,
     "run": cmd_run,
     "validate": cmd_validate,
     "nodes": cmd_nodes,
