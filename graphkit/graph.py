@@ -69,36 +69,63 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-class _DuplicateKeyError(ValueError):
-    def __init__(self, key: str, where: str) -> None:
-        super().__init__(key)
-        self.key, self.where = key, where
+class _Parsed(dict):  # type: ignore[type-arg]
+    """A parsed JSON object that remembers the keys it held twice."""
+
+    duplicates: tuple[str, ...] = ()
 
 
 def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out = _Parsed()
+    seen_twice = []
     for key, value in pairs:
         if key in out:
-            raise _DuplicateKeyError(key, "")
+            seen_twice.append(key)
         out[key] = value
+    out.duplicates = tuple(seen_twice)
     return out
 
 
+def _plain(value: Any, path: tuple[str, ...], problems: list[Problem]) -> Any:
+    """Plain dicts and lists again, with a problem for every duplicate key on the way."""
+    if isinstance(value, list):
+        return [_plain(v, (*path, str(i)), problems) for i, v in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
+    for key in getattr(value, "duplicates", ()):
+        problems.append(_duplicate_problem(path, key))
+    return {k: _plain(v, (*path, k), problems) for k, v in value.items()}
+
+
+def _duplicate_problem(path: tuple[str, ...], key: str) -> Problem:
+    msg = f"key '{key}' appears twice in one object"
+    if path == ("nodes",):
+        return problem("duplicate_key", f"{msg}: two nodes with one id", node=key)
+    if len(path) >= 2 and path[0] == "nodes":
+        hint = ": two links into one input" if path[2:] == ("inputs",) else ""
+        return problem("duplicate_key", msg + hint, node=path[1],
+                       field=".".join((*path[2:], key)))
+    return problem("duplicate_key", msg, field=".".join((*path, key)))
+
+
 def parse_json(text: str | bytes) -> Any:
-    """Parse JSON, refusing duplicate keys; errors carry line and column."""
+    """Parse JSON, refusing duplicate keys (each one reported); errors carry line and column."""
     try:
-        return json.loads(text, object_pairs_hook=_pairs_hook)
+        raw = json.loads(text, object_pairs_hook=_pairs_hook)
     except json.JSONDecodeError as exc:
         raise GraphError(
             [problem("json", f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")]
         ) from None
-    except _DuplicateKeyError as exc:
-        raise GraphError(
-            [problem("duplicate_key", f"key '{exc.key}' appears twice in one object; "
-                     "two nodes with one id, or two links into one input?")]
-        ) from None
     except (RecursionError, ValueError) as exc:
         raise GraphError([problem("json", f"unreadable JSON: {exc}")]) from None
+    problems: list[Problem] = []
+    try:
+        raw = _plain(raw, (), problems)
+    except RecursionError:
+        raise GraphError([problem("json", "JSON nests too deeply")]) from None
+    if problems:
+        raise GraphError(problems)
+    return raw
 
 
 def doc_from_raw(raw: Any) -> GraphDoc:

@@ -123,10 +123,21 @@ class Registry:
             self.packs[ep.name] = dist
             try:
                 loaded = ep.load()
-                if callable(loaded) and not isinstance(loaded, types.ModuleType):
+                if isinstance(loaded, types.ModuleType):
+                    self._adopt(loaded.__name__)
+                elif callable(loaded):
                     loaded(self)
             except Exception as exc:  # a broken pack must not break the others
                 self.failed_packs[ep.name] = f"{type(exc).__name__}: {exc}"
+
+    def _adopt(self, module: str) -> None:
+        """Add the node types a pack module declared with ``@node`` (they land in REGISTRY)."""
+        if self is REGISTRY:
+            return
+        for spec in list(REGISTRY.specs.values()):
+            where = spec.func.__module__
+            if where == module or where.startswith(module + "."):
+                self.add(spec)
 
 
 REGISTRY = Registry()

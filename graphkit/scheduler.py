@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import traceback
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class RunResult:
     cached: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     user_errors: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+    tracebacks: dict[str, str] = field(default_factory=dict)  # internal failures, for --debug
     skipped: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
@@ -224,6 +226,7 @@ class Scheduler:
             self._fail(node, result, broken, emit, exc.message, exc.field, True)
             return
         except Exception as exc:  # the node's own failure, reported with its cause
+            result.tracebacks[nid] = traceback.format_exc()
             self._fail(node, result, broken, emit, f"{type(exc).__name__}: {exc}", None, False)
             return
         self._release_inputs(node, the_plan)

@@ -209,6 +209,14 @@ def _order(resolved: dict[str, ResolvedNode]) -> tuple[list[str], list[Problem]]
     try:
         return list(nx.lexicographical_topological_sort(g)), []
     except nx.NetworkXUnfeasible:
-        cycle = nx.find_cycle(g)
+        pass
+    problems = []
+    for part in sorted(sorted(c) for c in nx.strongly_connected_components(g)):
+        if len(part) == 1 and not g.has_edge(part[0], part[0]):
+            continue
+        cycle = nx.find_cycle(g.subgraph(part), source=part[0])
         path = " -> ".join([u for u, _v in cycle] + [cycle[0][0]])
-        return [], [problem("cycle", f"graph has a cycle: {path}", node=cycle[0][0])]
+        reader, source = cycle[-1][1], cycle[-1][0]
+        port = next(p for p, (src, _) in resolved[reader].links.items() if src == source)
+        problems.append(problem("cycle", f"graph has a cycle: {path}", reader, port))
+    return [], problems

@@ -1,0 +1,206 @@
+"""Every check on a graph, all problems reported at once, each naming node and field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import Toy
+
+from graphkit.errors import GraphError, Problem
+from graphkit.graph import GraphDoc, doc_from_raw, parse_json
+from graphkit.registry import registry
+from graphkit.validate import check, validate
+
+
+def problems_of(toy: Toy, nodes: dict[str, Any]) -> list[Problem]:
+    return validate(GraphDoc.model_validate({"nodes": nodes}), toy.reg)
+
+
+def by_node(problems: list[Problem]) -> dict[str, list[Problem]]:
+    out: dict[str, list[Problem]] = {}
+    for p in problems:
+        out.setdefault(p.node or "", []).append(p)
+    return out
+
+
+OUT = {"type": "toy.sink", "inputs": {"image": "good.image"}}
+GOOD = {"type": "toy.const", "params": {"value": 1.0}}
+
+EVERYTHING_WRONG: dict[str, Any] = {
+    "good": GOOD,
+    "out": OUT,
+    "unknown": {"type": "toy.nope"},
+    "bounds": {"type": "toy.const", "params": {"value": 99.0}},
+    "wrongtype": {"type": "toy.const", "params": {"size": "big"}},
+    "extra": {"type": "toy.const", "params": {"colour": "red"}},
+    "noinput": {"type": "toy.add"},
+    "badport": {"type": "toy.add", "inputs": {"a": "good.image", "z": "good.image"}},
+    "ghost": {"type": "toy.add", "inputs": {"a": "nobody.image"}},
+    "noport": {"type": "toy.add", "inputs": {"a": "good.pixels"}},
+    "badref": {"type": "toy.add", "inputs": {"a": "good"}},
+    "lat": {"type": "toy.sdxl_latent"},
+    "kdec": {"type": "toy.kandinsky_decode", "inputs": {"latent": "lat.latent"}},
+    "anydec": {"type": "toy.any_decode", "inputs": {"latent": "lat.latent"}},
+    "classes": {"type": "toy.add", "inputs": {"a": "lat.latent"}},
+    "x": {"type": "toy.add", "inputs": {"a": "y.image"}},
+    "y": {"type": "toy.add", "inputs": {"a": "x.image"}},
+    "me": {"type": "toy.add", "inputs": {"a": "good.image", "b": "me.image"}},
+    "bad id": {"type": "toy.const"},
+}
+
+EXPECTED = {
+    # node: (code, field)
+    "unknown": ("unknown_type", "type"),
+    "bounds": ("bad_param", "value"),
+    "wrongtype": ("bad_param", "size"),
+    "extra": ("unknown_param", "colour"),
+    "noinput": ("missing_input", "a"),
+    "badport": ("unknown_input", "z"),
+    "ghost": ("missing_node", "a"),
+    "noport": ("missing_port", "a"),
+    "badref": ("bad_link", "a"),
+    "kdec": ("type_mismatch", "latent"),
+    "classes": ("type_mismatch", "a"),
+    "me": ("cycle", "b"),
+    "bad id": ("node_id", None),
+}
+
+
+def test_every_problem_reported_at_once(toy: Toy) -> None:
+    """One call reports each problem exactly once, naming its node and field."""
+    problems = problems_of(toy, EVERYTHING_WRONG)
+    found = by_node(problems)
+    for node_id, (code, field) in EXPECTED.items():
+        assert [(p.code, p.field) for p in found[node_id]] == [(code, field)], node_id
+    cycles = [p for p in problems if p.code == "cycle"]
+    assert len(cycles) == 2
+    (xy,) = [p for p in cycles if p.node in ("x", "y")]
+    assert xy.field == "a" and "x" in xy.message and "y" in xy.message
+    assert {"good", "out", "lat", "anydec"}.isdisjoint(found)
+    assert len(problems) == len(EXPECTED) + 1
+    for p in problems:
+        assert str(p).startswith(f"node '{p.node}'")
+
+
+def test_problem_messages_are_specific(toy: Toy) -> None:
+    """Messages say what is wrong: known names, types on both sides, the bad value."""
+    found = {p.node: p for p in problems_of(toy, EVERYTHING_WRONG)}
+    assert "known: value, size" in found["extra"].message
+    assert "known: a, b" in found["badport"].message
+    assert "99.0" in found["bounds"].message and "10" in found["bounds"].message
+    assert "'big'" in found["wrongtype"].message
+    assert "'nobody'" in found["ghost"].message
+    assert "'pixels'" in found["noport"].message and "image" in found["noport"].message
+    kdec = found["kdec"].message
+    assert "Latent[space=sdxl]" in kdec and "Latent[space=kandinsky2.2]" in kdec
+    assert "Latent" in found["classes"].message and "Image" in found["classes"].message
+    assert "Image" in found["noinput"].message
+
+
+@pytest.mark.parametrize(("value", "ok"), [(-10.0, True), (10.0, True), (10.5, False),
+                                           (-11.0, False), (3, True), (True, False),
+                                           ("1", False), (None, False)])
+def test_param_bounds_and_types(toy: Toy, value: Any, ok: bool) -> None:
+    """Bounds are inclusive; ints widen to float; strings, bools and null are refused."""
+    nodes = {"good": {"type": "toy.const", "params": {"value": value}}, "out": OUT}
+    problems = problems_of(toy, nodes)
+    assert (problems == []) is ok
+    if not ok:
+        (p,) = problems
+        assert (p.code, p.node, p.field) == ("bad_param", "good", "value")
+
+
+def test_missing_required_param() -> None:
+    """A param with no default must be set."""
+    doc = GraphDoc.model_validate({"nodes": {"l": {"type": "image.load"}}})
+    problems = validate(doc, registry())
+    assert ("missing_param", "l", "path") in [(p.code, p.node, p.field) for p in problems]
+
+
+def test_choice_param_refuses_other_values() -> None:
+    doc = GraphDoc.model_validate({"nodes": {
+        "l": {"type": "image.load", "params": {"path": "a.png"}},
+        "r": {"type": "image.resize", "params": {"method": "lanczos"},
+              "inputs": {"image": "l.image"}},
+        "s": {"type": "image.save", "inputs": {"image": "r.image"}}}})
+    (p,) = validate(doc, registry())
+    assert (p.code, p.node, p.field) == ("bad_param", "r", "method")
+    assert "bicubic" in p.message
+
+
+def test_self_link_is_a_cycle(toy: Toy) -> None:
+    """A node reading its own output is a cycle on that input."""
+    nodes = {"good": GOOD, "me": {"type": "toy.add", "inputs": {"a": "me.image"}},
+             "out": {"type": "toy.sink", "inputs": {"image": "me.image"}}}
+    (p,) = problems_of(toy, nodes)
+    assert (p.code, p.node, p.field) == ("cycle", "me", "a")
+    assert "me -> me" in p.message
+
+
+def test_no_output_node(toy: Toy) -> None:
+    """A graph without an output node would do nothing: refused; so is an empty one."""
+    (p,) = problems_of(toy, {"good": GOOD})
+    assert p.code == "no_output" and "output node" in p.message
+    (p,) = problems_of(toy, {})
+    assert p.code == "no_output"
+
+
+def test_valid_graph_has_order_and_resolved_params(toy: Toy) -> None:
+    """A valid graph resolves params with defaults and orders sources first."""
+    doc = GraphDoc.model_validate({"nodes": {
+        "out": OUT, "good": GOOD,
+        "sum": {"type": "toy.add", "inputs": {"a": "good.image", "b": "good.image"}}}})
+    checked = check(doc, toy.reg)
+    assert checked.ok
+    assert checked.nodes["good"].params == {"value": 1.0, "size": 4}
+    assert checked.nodes["sum"].links == {"a": ("good", "image"), "b": ("good", "image")}
+    order = checked.order
+    assert order.index("good") < order.index("out") and order.index("good") < order.index("sum")
+
+
+def test_node_limit(toy: Toy) -> None:
+    doc = GraphDoc.model_validate({"nodes": {f"c{i}": GOOD for i in range(5)}})
+    (p,) = check(doc, toy.reg, max_nodes=4).problems
+    assert p.code == "limit" and "5" in p.message
+
+
+def test_malformed_json_reports_line_and_column() -> None:
+    """A syntax error names the line and column where it is."""
+    text = '{\n  "nodes": {\n    "a": {"type": "x",}\n  }\n}\n'
+    with pytest.raises(GraphError) as err:
+        parse_json(text)
+    (p,) = err.value.problems
+    col = text.splitlines()[2].index("}") + 1
+    assert p.code == "json" and f"line 3, column {col}" in p.message
+
+
+def test_two_links_into_one_input_and_duplicate_node_ids() -> None:
+    """Duplicate JSON keys are each reported, naming node and field."""
+    text = """{
+      "nodes": {
+        "a": {"type": "image.load", "params": {"path": "x.png", "path": "y.png"}},
+        "b": {"type": "image.composite",
+              "inputs": {"background": "a.image", "background": "a.image"}},
+        "c": {"type": "image.save", "inputs": {"image": "b.image"}},
+        "c": {"type": "image.save", "inputs": {"image": "a.image"}}
+      }
+    }"""
+    with pytest.raises(GraphError) as err:
+        parse_json(text)
+    found = {(p.code, p.node, p.field) for p in err.value.problems}
+    assert found == {("duplicate_key", "a", "params.path"),
+                     ("duplicate_key", "b", "inputs.background"),
+                     ("duplicate_key", "c", None)}
+    messages = {p.node: p.message for p in err.value.problems}
+    assert "two links into one input" in messages["b"]
+    assert "two nodes with one id" in messages["c"]
+
+
+def test_examples_validate(graphs_dir: Any) -> None:
+    """The shipped example graphs are valid."""
+    for path in sorted(graphs_dir.glob("*.json")):
+        doc = doc_from_raw(parse_json(path.read_text()))
+        assert validate(doc, registry()) == [], path.name
+        assert json.loads(path.read_text())["format"] == "graphkit/1"
