@@ -48,7 +48,7 @@ class OutputCache:
         self.host_bytes = 0
         self.stats = CacheStats()
         self._pins: Counter[str] = Counter()
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
 
     def __contains__(self, key: str) -> bool:
         return key in self.entries
@@ -61,9 +61,20 @@ class OutputCache:
         entry = self.entries.get(key)
         return entry.outputs if entry else None
 
+    def touch(self, key: str) -> dict[str, Any] | None:
+        """Count a hit and refresh recency without moving the outputs (None if absent)."""
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is None:
+                self.stats.misses += 1
+                return None
+            self.stats.hits += 1
+            self.entries.move_to_end(key)
+            return entry.outputs
+
     def get(self, key: str, device: torch.device | None = None) -> dict[str, Any] | None:
         """Outputs for ``key``, brought back to ``device`` if they were spilled; None on a miss."""
-        with self._lock:
+        with self.lock:
             entry = self.entries.get(key)
             if entry is None:
                 self.stats.misses += 1
@@ -80,7 +91,7 @@ class OutputCache:
 
     def put(self, key: str, outputs: dict[str, Any]) -> None:
         """Store a node's outputs (as the most recently used entry)."""
-        with self._lock:
+        with self.lock:
             self.discard(key)
             size = sum(value_nbytes(v) for v in outputs.values())
             self.entries[key] = Entry(outputs, size)
@@ -89,31 +100,31 @@ class OutputCache:
 
     def discard(self, key: str) -> None:
         """Forget one entry."""
-        with self._lock:
+        with self.lock:
             entry = self.entries.pop(key, None)
             if entry is not None:
                 self._uncount(entry)
 
     def clear(self) -> None:
         """Forget everything (pins stay)."""
-        with self._lock:
+        with self.lock:
             self.entries.clear()
             self.device_bytes = self.host_bytes = 0
 
     def pin(self, key: str, count: int = 1) -> None:
         """Protect ``key`` from being dropped until unpinned as many times."""
-        with self._lock:
+        with self.lock:
             self._pins[key] += count
 
     def unpin(self, key: str) -> None:
-        with self._lock:
+        with self.lock:
             self._pins[key] -= 1
             if self._pins[key] <= 0:
                 del self._pins[key]
                 self._enforce()
 
     def unpin_all(self) -> None:
-        with self._lock:
+        with self.lock:
             self._pins.clear()
             self._enforce()
 

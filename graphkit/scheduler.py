@@ -11,7 +11,7 @@ import json
 import time
 import traceback
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,8 @@ class Plan:
     order: list[str]
     keys: dict[str, str]
     consumers: dict[str, int]
+    targets: list[str] = field(default_factory=list)
+    hits: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -115,7 +117,37 @@ def plan(checked: Checked, targets: Iterable[str] | None = None, salt: str = "")
         for src, _port in node.links.values():
             consumers[src] += 1
         keys[nid] = content_key(node, keys, salt if node.spec.output_node else "")
-    return Plan(order, keys, consumers)
+    return Plan(order, keys, consumers, wanted)
+
+
+def prune(full: Plan, checked: Checked, is_cached: Callable[[str], bool]) -> Plan:
+    """Drop what cached nodes would have needed: walk from the targets, stop at cache hits.
+
+    A node needed only by cached nodes is not run again, even when its own output was
+    evicted; while still cached, it is reported as cached.
+    """
+    nodes = checked.nodes
+    visit: set[str] = set()
+    hits: set[str] = set()
+    stack = list(full.targets)
+    while stack:
+        nid = stack.pop()
+        if nid in visit:
+            continue
+        visit.add(nid)
+        if is_cached(full.keys[nid]):
+            hits.add(nid)
+            continue
+        stack.extend(src for src, _port in nodes[nid].links.values())
+    # nodes below a hit are not needed; those still cached are reported as cached
+    hits |= {n for n in full.order if n not in visit and is_cached(full.keys[n])}
+    order = [n for n in full.order if n in visit or n in hits]
+    consumers = dict.fromkeys(order, 0)
+    for nid in order:
+        if nid not in hits:
+            for src, _port in nodes[nid].links.values():
+                consumers[src] += 1
+    return Plan(order, full.keys, consumers, full.targets, hits)
 
 
 def content_key(node: ResolvedNode, keys: dict[str, str], salt: str = "") -> str:
@@ -150,15 +182,15 @@ class Scheduler:
         """Execute what the targets need; nodes whose key is cached are not run again."""
         control = control or RunControl()
         out_salt = str(sandbox.out_dir.resolve()) if sandbox.out_dir else ""
-        the_plan = plan(checked, targets, out_salt)
+        with self.cache.lock:
+            the_plan = prune(plan(checked, targets, out_salt), checked, self._usable)
+            for nid, count in the_plan.consumers.items():  # each pin is released by a reader
+                self.cache.pin(the_plan.keys[nid], count + (nid in the_plan.hits))
         run_id = uuid.uuid4().hex[:12]
         result = RunResult(run_id, the_plan.keys, cache=self.cache)
         emit = _emitter([*self.listeners, *listeners])
         emit(RunStarted(run_id, len(the_plan.order), str(device)))
         started = time.perf_counter()
-        for nid, count in the_plan.consumers.items():
-            if count:
-                self.cache.pin(the_plan.keys[nid], count)
         broken: set[str] = set()
         try:
             for nid in the_plan.order:
@@ -196,11 +228,10 @@ class Scheduler:
             result.skipped.append(nid)
             emit(NodeSkipped(result.run_id, nid, spec.type_id, f"'{bad_sources[0]}' failed"))
             return
-        cached = self.cache.get(key, device)
-        if cached is not None and _still_valid(cached):
-            self._release_inputs(node, the_plan)
+        if nid in the_plan.hits:  # readers fetch it from the cache (and the device) themselves
             result.cached.append(nid)
-            _collect_files(cached, result)
+            _collect_files(self.cache.touch(key) or {}, result)
+            self.cache.unpin(key)
             emit(NodeCached(result.run_id, nid, spec.type_id))
             return
         emit(NodeStarted(result.run_id, nid, spec.type_id))
@@ -236,6 +267,10 @@ class Scheduler:
         result.seconds[nid] = seconds
         _collect_files(outputs, result)
         emit(NodeFinished(result.run_id, nid, spec.type_id, seconds))
+
+    def _usable(self, key: str) -> bool:
+        outputs = self.cache.peek(key)
+        return outputs is not None and _still_valid(outputs)
 
     def _release_inputs(self, node: ResolvedNode, the_plan: Plan) -> None:
         for src, _port in node.links.values():

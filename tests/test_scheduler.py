@@ -182,3 +182,29 @@ def test_report_dict(toy: Toy, scheduler: Scheduler) -> None:
     assert report["ok"] and report["executed"] == result.executed
     assert set(report["node_seconds"]) == set(result.executed)
     assert all(v >= 0 for v in report["node_seconds"].values())
+
+
+def test_evicted_intermediate_behind_cached_outputs_is_not_rerun(
+    toy: Toy, scheduler: Scheduler
+) -> None:
+    """When an output is cached, what only it needed is not run again, even if evicted."""
+    graph = toy.graph(chain(3))
+    first = toy.run(graph, scheduler)
+    assert first.ok
+    scheduler.cache.discard(first.keys["n1"])  # as a budget eviction would
+    toy.calls.clear()
+    again = toy.run(graph, scheduler)
+    assert again.ok and again.executed == [] and toy.calls == []
+    assert "n1" not in again.cached and "out" in again.cached
+
+
+def test_change_below_an_evicted_node_runs_it_again(toy: Toy, scheduler: Scheduler) -> None:
+    """An evicted node whose descendant must run is computed again, and only then."""
+    graph = toy.graph(chain(3))
+    first = toy.run(graph, scheduler)
+    scheduler.cache.discard(first.keys["n1"])
+    graph.set_param("n2", "offset", 9.0)
+    toy.calls.clear()
+    again = toy.run(graph, scheduler)
+    assert again.ok and again.executed == ["n1", "n2", "n3", "out"] == toy.calls
+    assert again.cached == ["src"]
