@@ -32,11 +32,11 @@ from graphkit.graph import (
     parse_json,
     save_doc,
 )
+from graphkit.limits import limits
 from graphkit.registry import Registry, registry
 from graphkit.scheduler import RunResult, Scheduler
 from graphkit.validate import Checked, check
 
-MAX_NODES = 10_000
 DEFAULT_DEVICE_CACHE_MB = 4096
 DEFAULT_HOST_CACHE_MB = 8192
 _SCHEDULER: Scheduler | None = None
@@ -81,7 +81,7 @@ class Graph:
                 exc.source = str(path)
                 raise
         else:
-            doc = load_doc(path)
+            doc = load_doc(path, limits().max_graph_bytes)
         return cls(doc, path.parent, reg)
 
     @classmethod
@@ -135,7 +135,7 @@ class Graph:
         """Check result, reused while the document is unchanged."""
         text = self.doc.model_dump_json()
         if self._checked is None or text != self._checked_text:
-            self._checked = check(self.doc, self.registry, MAX_NODES)
+            self._checked = check(self.doc, self.registry, limits())
             self._checked_text = text
         return self._checked
 

@@ -98,6 +98,13 @@ class OutputCache:
             self.device_bytes += size
             self._enforce(keep=key)
 
+    def spill_all(self) -> None:
+        """Move every entry to host memory (after the device ran out of memory)."""
+        with self.lock:
+            budget, self.device_budget = self.device_budget, 0
+            self._spill(keep=None)
+            self.device_budget = budget
+
     def discard(self, key: str) -> None:
         """Forget one entry."""
         with self.lock:

@@ -108,6 +108,13 @@ class RunContext:
             raise Cancelled()
 
     @property
+    def limits(self) -> Any:
+        """The process resource limits (graphkit.limits.Limits)."""
+        from graphkit.limits import limits
+
+        return limits()
+
+    @property
     def models(self) -> Any:
         """The process model manager (loaded on first use)."""
         from graphkit.models import get_manager

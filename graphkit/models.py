@@ -141,6 +141,7 @@ class ModelManager:
         self._lock = threading.RLock()
         self._tiny_written = False
         self._reachable: tuple[bool, float] | None = None
+        self.offload_all = False
 
     # --- public getters -------------------------------------------------------------
 
@@ -444,12 +445,25 @@ class ModelManager:
         if entry.state in ("device", "offload"):
             return
         budget = self.budget_bytes
-        if budget is not None and entry.nbytes > budget and self._offload(entry):
+        too_big = budget is not None and entry.nbytes > budget
+        if (too_big or self.offload_all) and self._offload(entry):
             return
         if budget is not None:
             self._make_room(entry.nbytes, keep=entry)
         _move(entry, self.device)
         entry.state = "device"
+
+    def recover_from_oom(self) -> None:
+        """After an out-of-memory: move every model to host; later uses stream with CPU offload."""
+        with self._lock:
+            for entry in self._entries.values():
+                if entry.state == "device":
+                    _move(entry, host_device())
+                    entry.state = "host"
+            self.offload_all = True
+            gc.collect()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
 
     def _make_room(self, need: int, keep: _Entry) -> None:
         """Move least-recently-used resident models to host until ``need`` fits."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 import traceback
 import uuid
@@ -246,9 +247,9 @@ class Scheduler:
 
                 ctx = RunContext(nid, spec.type_id, device, sandbox, control, report,
                                  graph_json, extras)
-                value = spec.func(ctx, **kwargs)
+                value = self._call_with_oom_retry(spec.func, ctx, kwargs)
             else:
-                value = spec.func(**kwargs)
+                value = self._call_with_oom_retry(spec.func, None, kwargs)
             outputs = _as_outputs(node, value)
         except Cancelled:
             result.cancelled = True
@@ -267,6 +268,30 @@ class Scheduler:
         result.seconds[nid] = seconds
         _collect_files(outputs, result)
         emit(NodeFinished(result.run_id, nid, spec.type_id, seconds))
+
+    def _call_with_oom_retry(self, func: Callable[..., Any], ctx: RunContext | None,
+                             kwargs: dict[str, Any]) -> Any:
+        """Call a node; after an out-of-memory, free cached tensors and models, retry once."""
+        args = (ctx,) if ctx is not None else ()
+        try:
+            return func(*args, **kwargs)
+        except torch.OutOfMemoryError:
+            self.recover_from_oom()
+        try:
+            return func(*args, **kwargs)
+        except torch.OutOfMemoryError as exc:
+            raise MemoryError("out of memory, also after moving cached outputs to host memory "
+                              f"and retrying with CPU offload ({_first_line(exc)})") from None
+
+    def recover_from_oom(self) -> None:
+        """Move cached outputs to host memory and models off the device."""
+        self.cache.spill_all()
+        models = sys.modules.get("graphkit.models")
+        manager = getattr(models, "_MANAGER", None) if models else None
+        if manager is not None:
+            manager.recover_from_oom()
+        elif torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def _usable(self, key: str) -> bool:
         outputs = self.cache.peek(key)
@@ -324,3 +349,8 @@ def _collect_files(outputs: dict[str, Any], result: RunResult) -> None:
     for value in outputs.values():
         if isinstance(value, SavedFiles):
             result.files.extend(Path(p) for p in value.paths)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

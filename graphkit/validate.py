@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from graphkit.errors import Problem, problem
 from graphkit.graph import NODE_ID, GraphDoc, split_ref
+from graphkit.limits import Limits
 from graphkit.registry import NodeSpec, Registry
 from graphkit.types import can_connect
 
@@ -41,11 +42,12 @@ class Checked:
         return not self.problems
 
 
-def check(doc: GraphDoc, reg: Registry, max_nodes: int | None = None) -> Checked:
-    """Check a graph document against the registry."""
+def check(doc: GraphDoc, reg: Registry, limits: Limits | None = None) -> Checked:
+    """Check a graph document against the registry (and resource limits, when given)."""
     problems: list[Problem] = []
-    if max_nodes is not None and len(doc.nodes) > max_nodes:
-        msg = f"graph has {len(doc.nodes)} nodes; the limit is {max_nodes}"
+    if limits is not None and len(doc.nodes) > limits.max_nodes:
+        msg = (f"graph has {len(doc.nodes)} nodes; the limit is {limits.max_nodes} "
+               "(GRAPHKIT_LIMIT_MAX_NODES)")
         return Checked({}, [], [problem("limit", msg, field="nodes")])
     resolved: dict[str, ResolvedNode] = {}
     for node_id, entry in doc.nodes.items():
@@ -63,6 +65,8 @@ def check(doc: GraphDoc, reg: Registry, max_nodes: int | None = None) -> Checked
             continue
         params, param_problems = _check_params(node_id, entry.params, spec)
         problems.extend(param_problems)
+        if limits is not None and params:
+            problems.extend(limits.check_params(node_id, params))
         links, link_problems = _parse_links(node_id, entry.inputs, spec)
         problems.extend(link_problems)
         resolved[node_id] = ResolvedNode(node_id, spec, params, links)

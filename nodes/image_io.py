@@ -1,5 +1,6 @@
 """Load images from allowed folders; save PNGs (carrying their graph) into the output folder."""
 
+from pathlib import Path
 from typing import Annotated
 
 from PIL import Image as PILImage
@@ -13,8 +14,6 @@ from graphkit.pngmeta import encode_png, run_info
 from graphkit.types import Mask
 
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
-MAX_PIXELS = 64 * 1024 * 1024
-MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 @node("image.load", title="Load image", category="image", version="1.0.0",
@@ -27,23 +26,37 @@ def image_load(
 ) -> dict:
     """Load an image; its mask output is 1 where the image is transparent (0 if opaque)."""
     file = ctx.sandbox.resolve_input(path, "path")
-    if file.stat().st_size > MAX_FILE_BYTES:
-        raise NodeInputError("path", f"'{path}' is larger than {MAX_FILE_BYTES} bytes")
+    limits = ctx.limits
+    if file.stat().st_size > limits.max_image_file_bytes:
+        raise NodeInputError("path", f"'{path}' is larger than {limits.max_image_file_bytes} "
+                             "bytes (GRAPHKIT_LIMIT_MAX_IMAGE_FILE_BYTES)")
     try:
-        with PILImage.open(file) as img:
-            if img.format not in ALLOWED_FORMATS:
-                raise NodeInputError("path", f"'{path}' is {img.format}; "
-                                     "only PNG, JPEG and WebP are read")
-            if img.width * img.height > MAX_PIXELS:
-                raise NodeInputError("path", f"'{path}' is {img.width}x{img.height}; "
-                                     f"the limit is {MAX_PIXELS} pixels")
+        with PILImage.open(file, formats=sorted(ALLOWED_FORMATS)) as img:
+            limits.check_image("path", img.width, img.height, f"'{path}'")
             img.load()
             rgba = img.convert("RGBA")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise NodeInputError("path", f"'{path}' is not a readable image: {_sniff(file)}; "
+                             "only PNG, JPEG and WebP are read") from None
+    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
         raise NodeInputError("path", f"'{path}' is not a readable image ({exc})") from None
     pixels = pil_to_pixels(rgba).to(ctx.device)
     alpha = pil_to_alpha(rgba.getchannel("A")).to(ctx.device)
     return {"image": Image(pixels), "mask": Mask(1.0 - alpha)}
+
+
+_MAGIC = {b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
+          b"\x00\x00\x01\x00": "ICO", b"8BPS": "PSD"}
+
+
+def _sniff(file: Path) -> str:
+    """Name a file's format from its first bytes, without handing it to a decoder."""
+    with file.open("rb") as handle:
+        head = handle.read(8)
+    for magic, name in _MAGIC.items():
+        if head.startswith(magic):
+            return f"it is {name}"
+    return "its format is not recognised"
 
 
 @node("image.save", title="Save image", category="image", version="1.0.0", output_node=True)

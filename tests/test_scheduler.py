@@ -11,7 +11,9 @@ from conftest import Toy, chain
 from graphkit.api import Graph
 from graphkit.context import RunControl
 from graphkit.events import Event, NodeFailed, NodeFinished, NodeSkipped
+from graphkit.registry import node
 from graphkit.scheduler import Scheduler, plan
+from graphkit.types import Image
 
 
 def test_only_what_outputs_need_runs(toy: Toy, scheduler: Scheduler) -> None:
@@ -208,3 +210,35 @@ def test_change_below_an_evicted_node_runs_it_again(toy: Toy, scheduler: Schedul
     again = toy.run(graph, scheduler)
     assert again.ok and again.executed == ["n1", "n2", "n3", "out"] == toy.calls
     assert again.cached == ["src"]
+
+
+def test_out_of_memory_frees_cached_tensors_and_retries_once(
+    toy: Toy, scheduler: Scheduler
+) -> None:
+    """A first OOM moves cached outputs to host and retries; a second OOM is reported."""
+    failures = {"left": 1}
+
+    @node("toy.hungry", into=toy.reg)
+    def hungry(image: Image) -> Image:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return Image(image.pixels * 2)
+
+    nodes = chain(1)
+    nodes["eat"] = {"type": "toy.hungry", "inputs": {"image": "n1.image"}}
+    nodes["out"]["inputs"] = {"image": "eat.image"}
+    graph = toy.graph(nodes)
+    result = toy.run(graph, scheduler)
+    assert result.ok and "eat" in result.executed
+    assert scheduler.cache.stats.spills >= 2  # src and n1 moved to host
+    assert torch.equal(result.value("eat").pixels, result.value("n1").pixels * 2)
+
+    failures["left"] = 2
+    graph.set_param("n1", "offset", 5.0)
+    failed = toy.run(graph, scheduler)
+    assert "eat" in failed.failed and "out of memory" in failed.failed["eat"]
+    assert "n1" in failed.executed  # completed outputs stay cached
+    failures["left"] = 0
+    resumed = toy.run(graph, scheduler)
+    assert resumed.ok and resumed.executed == ["eat", "out"]

@@ -10,6 +10,7 @@ from conftest import Toy
 
 from graphkit.errors import GraphError, Problem
 from graphkit.graph import GraphDoc, doc_from_raw, parse_json
+from graphkit.limits import Limits
 from graphkit.registry import registry
 from graphkit.validate import check, validate
 
@@ -162,8 +163,28 @@ def test_valid_graph_has_order_and_resolved_params(toy: Toy) -> None:
 
 def test_node_limit(toy: Toy) -> None:
     doc = GraphDoc.model_validate({"nodes": {f"c{i}": GOOD for i in range(5)}})
-    (p,) = check(doc, toy.reg, max_nodes=4).problems
-    assert p.code == "limit" and "5" in p.message
+    (p,) = check(doc, toy.reg, Limits(max_nodes=4)).problems
+    assert p.code == "limit" and "5" in p.message and p.field == "nodes"
+
+
+def test_param_limits_are_checked_before_running(toy: Toy) -> None:
+    """Sizes, steps and text lengths over the configured limits are refused, by field."""
+    limits = Limits(max_side=64, max_steps=2, max_text_chars=5, max_pixels=1000)
+    params = {"width": 65, "height": 10, "steps": 3, "text": "x" * 6}
+    problems = limits.check_params("gen", params)
+    fields = sorted(p.field for p in problems)
+    assert fields == ["steps", "text", "width"]
+    assert all(p.node == "gen" and p.code == "limit" for p in problems)
+    assert not limits.check_params("gen", {"width": 64, "height": 10, "steps": 2, "text": "x"})
+    (too_many,) = limits.check_params("gen", {"width": 50, "height": 50})
+    assert too_many.field == "width" and "2500 pixels" in too_many.message
+
+
+def test_limits_come_from_the_environment() -> None:
+    limits = Limits.from_env({"GRAPHKIT_LIMIT_MAX_STEPS": "7"})
+    assert limits.max_steps == 7 and limits.max_side == Limits().max_side
+    with pytest.raises(ValueError, match="GRAPHKIT_LIMIT_MAX_SIDE"):
+        Limits.from_env({"GRAPHKIT_LIMIT_MAX_SIDE": "big"})
 
 
 def test_malformed_json_reports_line_and_column() -> None:
