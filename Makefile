@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-GRAPH ?= graphs/mask_composite.json
+GRAPH ?= graphs/sdxl_turbo.json
+# tiny: random-weight stand-ins written on first use (no download); hub: the real weights
+MODELS ?= tiny
 OUT ?= out
 
 .PHONY: setup run test lint bench browser
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/graphkit run $(GRAPH) --out $(OUT)
+	$(BIN)/graphkit run $(GRAPH) --models $(MODELS) --out $(OUT)
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
@@ -34,3 +36,4 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py
+	$(BIN)/python bench/bench_diffusion.py
