@@ -1,0 +1,1 @@
+"""The browser editor: editing operations, Streamlit app, and its launcher."""

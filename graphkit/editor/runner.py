@@ -1,0 +1,149 @@
+"""Run a graph through the process scheduler in a background thread, recording its events."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graphkit.api import Graph
+from graphkit.context import RunControl
+from graphkit.errors import GraphError
+from graphkit.events import (
+    Event,
+    NodeCached,
+    NodeFailed,
+    NodeFinished,
+    NodeProgress,
+    NodeSkipped,
+    NodeStarted,
+    RunFinished,
+)
+from graphkit.scheduler import RunResult, Scheduler
+
+# One run at a time per process: runs share the scheduler's cache and the model manager.
+_RUN_LOCK = threading.Lock()
+
+
+@dataclass
+class NodeStatus:
+    """Where one node stands in a run."""
+
+    state: str = "waiting"  # waiting | running | cached | done | failed | skipped
+    step: int = 0
+    total: int = 0
+    seconds: float | None = None
+    message: str = ""
+
+
+@dataclass
+class RunRecord:
+    """Events of one run as they arrive, per-node status, and the outcome."""
+
+    graph_json: str
+    control: RunControl = field(default_factory=RunControl)
+    events: list[Event] = field(default_factory=list)
+    nodes: dict[str, NodeStatus] = field(default_factory=dict)
+    result: RunResult | None = None
+    error: str = ""
+    problems: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    finished: float | None = None
+    thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+            node = getattr(event, "node", None)
+            if node is None:
+                return
+            status = self.nodes.setdefault(node, NodeStatus())
+            if isinstance(event, NodeStarted):
+                status.state = "running"
+            elif isinstance(event, NodeProgress):
+                status.step, status.total = event.step, event.total
+            elif isinstance(event, NodeCached):
+                status.state = "cached"
+            elif isinstance(event, NodeFinished):
+                status.state, status.seconds = "done", event.seconds
+            elif isinstance(event, NodeFailed):
+                status.state, status.message = "failed", event.error
+            elif isinstance(event, NodeSkipped):
+                status.state, status.message = "skipped", event.because
+
+    @property
+    def running(self) -> bool:
+        return self.finished is None
+
+    @property
+    def executed(self) -> list[str]:
+        """Nodes that ran (not cached), from the events."""
+        return [e.node for e in self.events if isinstance(e, NodeFinished)]
+
+    @property
+    def cached(self) -> list[str]:
+        return [e.node for e in self.events if isinstance(e, NodeCached)]
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.ok and not self.error
+
+    @property
+    def summary(self) -> str:
+        """One line: what happened."""
+        if self.running:
+            done = sum(s.state not in ("waiting", "running") for s in self.nodes.values())
+            return f"running: {done} nodes done"
+        if self.problems:
+            return "the graph has problems; fix them and run again"
+        if self.error:
+            return self.error
+        fin = next((e for e in self.events if isinstance(e, RunFinished)), None)
+        if fin is None:
+            return "finished"
+        state = "cancelled" if fin.cancelled else ("done" if fin.ok else "failed")
+        return (f"{state}: {fin.executed} ran, {fin.cached} cached, {fin.failed} failed "
+                f"in {fin.seconds:.2f} s")
+
+    def snapshot(self) -> dict[str, NodeStatus]:
+        """A copy of the per-node statuses (safe to read while the run goes on)."""
+        with self._lock:
+            return {k: NodeStatus(**vars(v)) for k, v in self.nodes.items()}
+
+
+def _execute(record: RunRecord, graph: Graph, out_dir: Path, inputs: list[Path],
+             scheduler: Scheduler | None, targets: list[str] | None) -> None:
+    try:
+        with _RUN_LOCK:
+            record.result = graph.run(out_dir, inputs=inputs, listeners=[record],
+                                      control=record.control, scheduler=scheduler,
+                                      targets=targets)
+    except GraphError as exc:
+        record.problems = exc.lines()
+        record.error = "the graph has problems"
+    except Exception as exc:  # shown in the UI; the editor keeps working
+        record.error = f"run failed: {type(exc).__name__}: {exc}"
+    finally:
+        record.finished = time.perf_counter()
+
+
+def start_run(graph: Graph, out_dir: Path, inputs: Iterable[Path] = (),
+              scheduler: Scheduler | None = None, background: bool = True,
+              targets: list[str] | None = None) -> RunRecord:
+    """Run a copy of ``graph`` (later edits do not affect it); in a thread unless told not to.
+
+    ``targets`` limits the run to what those nodes need (default: every output node).
+    """
+    graph = graph.copy()
+    record = RunRecord(graph_json=graph.dumps())
+    args = (record, graph, Path(out_dir), list(inputs), scheduler, targets)
+    if not background:
+        _execute(*args)
+        return record
+    record.thread = threading.Thread(target=_execute, args=args, daemon=True,
+                                     name="graphkit-editor-run")
+    record.thread.start()
+    return record
