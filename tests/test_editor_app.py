@@ -155,13 +155,18 @@ def test_restart_restores_edits_and_save_writes_file(workspace: Path, tmp_path: 
     widget(at.slider, ":grow:param:pixels").set_value(21).run()
     again = select_node(start(), "grow")  # a new session, as after a refresh or restart
     assert again.session_state["editor"].doc.nodes["grow"].params["pixels"] == 21
-    target = tmp_path / "saved" / "g.json"
-    again.text_input(key="save-path").input(str(target)).run()
+    target = workspace / "saved" / "g.json"
+    again.text_input(key="save-path").input("saved/g.json").run()  # relative to the workspace
     again.button(key="save").click().run()
     assert json.loads(target.read_text())["nodes"]["grow"]["params"]["pixels"] == 21
-    again.text_input(key="save-path").input(str(tmp_path / "g.txt")).run()
+    again.text_input(key="save-path").input(str(workspace / "g.txt")).run()
     again.button(key="save").click().run()
     assert any("end in .json" in e.value for e in again.error)
+    outside = tmp_path / "elsewhere" / "g.json"
+    again.text_input(key="save-path").input(str(outside)).run()
+    again.button(key="save").click().run()
+    assert not outside.exists()
+    assert any("outside the workspace" in e.value for e in again.error)
 
 
 def test_palette_search(workspace: Path) -> None:

@@ -43,8 +43,15 @@ def _save_to(ed: Editor, key: str) -> None:
         ed.notify("error", "type a path to save to")
         return
     path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = ed.workspace / path
     if path.suffix.lower() != ".json":
         ed.notify("error", f"'{raw}': graph files end in .json")
+        return
+    roots = [ed.workspace.resolve(), ed.graph().base_dir.resolve()]
+    if not any(path.resolve().is_relative_to(root) for root in roots):
+        ed.notify("error", f"'{raw}' is outside the workspace ({roots[0]}) and the opened "
+                  f"graph's folder ({roots[1]}); save inside one of them")
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
