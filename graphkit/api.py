@@ -75,6 +75,10 @@ class Graph:
             from graphkit.pngmeta import read_graph_text
 
             text = read_graph_text(path)
+            if len(text) > limits().max_graph_bytes:
+                raise GraphError([problem("limit", f"the graph in this PNG is {len(text)} "
+                                          f"characters; the limit is {limits().max_graph_bytes} "
+                                          "(GRAPHKIT_LIMIT_MAX_GRAPH_BYTES)")], str(path))
             try:
                 doc = doc_from_raw(parse_json(text))
             except GraphError as exc:

@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--models", choices=["hub", "tiny"], default=None,
                      help="'tiny' maps every default model to tiny offline test models")
     run.add_argument("--json", action="store_true", help="print a JSON report")
+    _model_dir_option(run)
+    run.add_argument("--allow-unsafe-weights", action="store_true",
+                     help="also load pickle weights (.bin/.ckpt), which can run code: "
+                     "only for models you trust")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                      help="show tracebacks")
 
@@ -56,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("file", type=Path)
     chk.add_argument("--models", choices=["hub", "tiny"], default=None)
     chk.add_argument("--json", action="store_true")
+    _model_dir_option(chk)
 
     models = sub.add_parser("models", help="model utilities")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -64,10 +69,32 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("dir", type=Path)
     tiny.add_argument("--force", action="store_true", help="rewrite existing folders")
 
+    from graphkit.editor.launch import add_edit_parser
+
+    add_edit_parser(sub)
+
     show = sub.add_parser("show", help="print the graph a graphkit PNG carries")
     show.add_argument("file", type=Path)
     show.add_argument("--info", action="store_true", help="also print versions and models")
     return parser
+
+
+def _model_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", dest="model_dirs", action="append", default=[],
+                        type=Path, metavar="DIR", help="a folder the graph may load local "
+                        "models from (repeatable; also GRAPHKIT_MODEL_DIRS)")
+
+
+def _set_model_access(args: argparse.Namespace) -> None:
+    """Pass --model-dir and --allow-unsafe-weights to the model manager via its environment."""
+    import os
+
+    dirs = [str(d.expanduser().resolve()) for d in getattr(args, "model_dirs", [])]
+    if dirs:
+        known = os.environ.get("GRAPHKIT_MODEL_DIRS", "")
+        os.environ["GRAPHKIT_MODEL_DIRS"] = os.pathsep.join([*dirs, known] if known else dirs)
+    if getattr(args, "allow_unsafe_weights", False):
+        os.environ["GRAPHKIT_ALLOW_UNSAFE_WEIGHTS"] = "1"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,6 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from graphkit.progress import ProgressPrinter
 
     _set_model_profile(args.models)
+    _set_model_access(args)
     graph = Graph.load(args.file)
     graph.apply_overrides(args.overrides)
     problems = graph.validate()
@@ -233,6 +261,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from graphkit.requirements import needs
 
     _set_model_profile(args.models)
+    _set_model_access(args)
     graph = Graph.load(args.file)
     report = needs(graph.doc, graph.registry, get_manager())
     if args.json:
@@ -258,7 +287,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_edit(args: argparse.Namespace) -> int:
+    from graphkit.editor.launch import cmd_edit as run_editor
+
+    return run_editor(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "edit": cmd_edit,
     "check": cmd_check,
     "models": cmd_models,
     "run": cmd_run,

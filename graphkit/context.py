@@ -55,6 +55,8 @@ class Sandbox:
     def resolve_input(self, rel: str, field_name: str = "path") -> Path:
         """A readable regular file named relative to one of the input folders."""
         absolute = rel.startswith(("\\", "/", "~")) or re.match(r"^[A-Za-z]:", rel)
+        if "\x00" in rel:
+            raise NodeInputError(field_name, "the path contains a NUL character")
         if not rel or "://" in rel or absolute:
             raise NodeInputError(field_name, f"'{rel}' must be a relative path inside the graph's "
                                  "folder or an allowed input folder (no URLs or absolute paths)")
@@ -62,13 +64,18 @@ class Sandbox:
         if ".." in parts:
             raise NodeInputError(field_name, f"'{rel}' may not contain '..'")
         for root in self.input_dirs:
-            root = root.resolve()
-            candidate = (root / rel).resolve()
+            try:
+                root = root.resolve()
+                candidate = (root / rel).resolve()
+                exists = candidate.exists()
+            except (OSError, RuntimeError) as exc:  # a name too long, a link loop...
+                raise NodeInputError(field_name, f"'{rel}' cannot be used as a path "
+                                     f"({getattr(exc, 'strerror', None) or exc})") from None
             if not candidate.is_relative_to(root):
                 raise NodeInputError(field_name, f"'{rel}' leads outside the allowed folder "
                                      f"'{root}' (through a link)")
-            if candidate.exists():
-                if not candidate.is_file():
+            if exists:
+                if not candidate.is_file():  # folders, devices, FIFOs, sockets
                     raise NodeInputError(field_name, f"'{rel}' is not a regular file")
                 return candidate
         where = ", ".join(str(r) for r in self.input_dirs) or "no input folder was given"

@@ -17,11 +17,12 @@ class Problem:
     def __str__(self) -> str:
         where = []
         if self.node is not None:
-            where.append(f"node '{self.node}'")
+            where.append(f"node '{_shown(self.node)}'")
         if self.field is not None:
-            where.append(f"'{self.field}'")
+            where.append(f"'{_shown(self.field)}'")
         prefix = " ".join(where)
-        return f"{prefix}: {self.message}" if prefix else self.message
+        message = _shown(self.message, 2000)
+        return f"{prefix}: {message}" if prefix else message
 
     def to_dict(self) -> dict[str, str | None]:
         return asdict(self)
@@ -39,6 +40,14 @@ class GraphError(Exception):
         """One line per problem, prefixed with the file when known."""
         prefix = f"{self.source}: " if self.source else ""
         return [f"{prefix}{p}" for p in self.problems]
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """Names from a graph file as one printable line: control characters escaped, cut short."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                       for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def problem(code: str, message: str, node: str | None = None, field: str | None = None) -> Problem:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,8 @@ from graphkit.fileio import atomic_write_text
 
 FORMAT = "graphkit/1"
 NODE_ID = r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$"
+MAX_DEPTH = 64  # nesting levels of JSON a graph file may use
+_SURROGATE = re.compile("[\ud800-\udfff]")
 PORT_REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_\-]{0,63})\.([A-Za-z_][A-Za-z0-9_]*)$")
 
 
@@ -87,14 +90,54 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _plain(value: Any, path: tuple[str, ...], problems: list[Problem]) -> Any:
-    """Plain dicts and lists again, with a problem for every duplicate key on the way."""
+    """Plain dicts and lists again, with a problem for every duplicate key on the way.
+
+    Also refuses nesting deeper than MAX_DEPTH and text with unpaired surrogates (which
+    cannot be written back as UTF-8).
+    """
+    if len(path) > MAX_DEPTH:
+        raise GraphError([problem("json", f"JSON nests deeper than {MAX_DEPTH} levels")])
+    if isinstance(value, str):
+        _check_text(value, path)
+        return value
     if isinstance(value, list):
         return [_plain(v, (*path, str(i)), problems) for i, v in enumerate(value)]
     if not isinstance(value, dict):
         return value
     for key in getattr(value, "duplicates", ()):
         problems.append(_duplicate_problem(path, key))
-    return {k: _plain(v, (*path, k), problems) for k, v in value.items()}
+    out = {}
+    for k, v in value.items():
+        _check_text(k, path)
+        out[k] = _plain(v, (*path, k), problems)
+    return out
+
+
+def _check_text(text: str, path: tuple[str, ...]) -> None:
+    if _SURROGATE.search(text):
+        where = ".".join(path) or "top level"
+        raise GraphError([problem("json", f"text at {_short_path(where)} holds an unpaired "
+                                  "surrogate escape (not valid Unicode)")])
+
+
+def _short_path(text: str) -> str:
+    text = text.encode("ascii", "backslashreplace").decode()
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _NotFiniteError(ValueError):
+    """NaN, Infinity, or a number too large for a float, in JSON text."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotFiniteError(f"{name} is not a JSON number; use a finite number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFiniteError(f"number {text[:40]} is too large for a float")
+    return value
 
 
 def _duplicate_problem(path: tuple[str, ...], key: str) -> Problem:
@@ -111,7 +154,10 @@ def _duplicate_problem(path: tuple[str, ...], key: str) -> Problem:
 def parse_json(text: str | bytes) -> Any:
     """Parse JSON, refusing duplicate keys (each one reported); errors carry line and column."""
     try:
-        raw = json.loads(text, object_pairs_hook=_pairs_hook)
+        raw = json.loads(text, object_pairs_hook=_pairs_hook, parse_constant=_refuse_constant,
+                         parse_float=_finite_float)
+    except _NotFiniteError as exc:
+        raise GraphError([problem("json", f"malformed JSON: {exc}")]) from None
     except json.JSONDecodeError as exc:
         raise GraphError(
             [problem("json", f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")]
@@ -133,7 +179,15 @@ def doc_from_raw(raw: Any) -> GraphDoc:
     if not isinstance(raw, dict):
         raise GraphError([problem("structure", "a graph file must be a JSON object")])
     fmt = raw.get("format", FORMAT)
-    raw = migrate(raw)
+    if not isinstance(fmt, str):
+        raise GraphError([problem("format", "'format' must be a string such as "
+                                  f"{FORMAT!r}", field="format")])
+    try:
+        raw = migrate(raw)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        raise GraphError([problem("structure", f"malformed {fmt!r} graph: nodes must be a list "
+                                  "of objects with an 'id', links [node, port] pairs",
+                                  field="nodes")]) from None
     if raw.get("format", FORMAT) != FORMAT:
         raise GraphError([problem(
             "format", f"unsupported graph format {fmt!r}; this graphkit reads {FORMAT!r}"
@@ -204,8 +258,13 @@ def load_doc(path: Path, max_bytes: int = 16 * 1024 * 1024) -> GraphDoc:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise GraphError([problem("limit", f"file is {size} bytes; the limit is {max_bytes}")])
-        data = path.read_bytes()
+            raise GraphError([problem("limit", f"file is {size} bytes; the limit is {max_bytes} "
+                                     "(GRAPHKIT_LIMIT_MAX_GRAPH_BYTES)")])
+        with path.open("rb") as handle:  # bounded: /dev/zero or a growing file stop here
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise GraphError([problem("limit", f"file is larger than {max_bytes} bytes "
+                                      "(GRAPHKIT_LIMIT_MAX_GRAPH_BYTES)")])
     except OSError as exc:
         raise GraphError([problem("file", f"cannot read: {exc.strerror or exc}")],
                          str(path)) from None

@@ -42,6 +42,8 @@ TASKS: tuple[str, ...] = ("text2image", "image2image", "inpaint")
 DEFAULT_TINY_DIR = "~/.cache/graphkit/tiny-models"
 PROBE_TIMEOUT_S = 3.0
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+MODEL_DIRS_ENV = "GRAPHKIT_MODEL_DIRS"
+UNSAFE_WEIGHTS_ENV = "GRAPHKIT_ALLOW_UNSAFE_WEIGHTS"
 _UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _FIX = (
     "connect to the network, set HF_HOME to a cache that has it, pass a local folder path, "
@@ -121,6 +123,7 @@ class ModelManager:
         budget_bytes: int | None = None,
         allow_unsafe_weights: bool = False,
         variant: str | None = None,
+        model_dirs: list[Path | str] | None = None,
     ) -> None:
         profile = profile if profile is not None else os.environ.get("GRAPHKIT_MODELS", "hub")
         if profile not in ("hub", "tiny"):
@@ -135,6 +138,7 @@ class ModelManager:
         self.budget_bytes = budget_bytes
         self.allow_unsafe_weights = allow_unsafe_weights
         self.variant = variant
+        self._model_dirs = list(model_dirs or [])
         self.load_count = 0
         self._entries: dict[tuple, _Entry] = {}
         self._tick = 0
@@ -258,8 +262,14 @@ class ModelManager:
                 self._tiny_written = True
             folder = tiny_path(self.tiny_root, name)
             return Resolved(name, str(folder), "tiny", "local", True)
-        path = Path(name).expanduser()
-        if path.is_dir():
+        path = _as_path(name)
+        if path is None:
+            raise ModelError(f"model '{_clip(name)}' is not a usable name: not a hub id like "
+                             "'owner/name' and not a folder path")
+        is_dir, exists = _stat_kind(path)
+        if is_dir or exists or _looks_like_path(name):
+            self._check_allowed(name, path)
+        if is_dir:
             folder = path.resolve()
             if not (folder / probe).is_file():
                 raise ModelError(
@@ -268,8 +278,8 @@ class ModelManager:
                     f"node loads"
                 )
             return Resolved(name, str(folder), "local", "local", True)
-        if path.exists() or _looks_like_path(name):
-            what = "is a file, not a model folder" if path.exists() else "does not exist"
+        if exists or _looks_like_path(name):
+            what = "is a file, not a model folder" if exists else "does not exist"
             raise ModelError(
                 f"model '{name}' not found: the folder {path.absolute()} {what}; pass a "
                 f"folder in the save_pretrained layout or a hub id like 'owner/name'"
@@ -280,6 +290,36 @@ class ModelManager:
                 f"hub id like 'owner/name'"
             )
         return self._resolve_hub(ref, probe)
+
+    def model_dirs(self) -> list[Path]:
+        """Folders a graph may name models inside: the manager's own, GRAPHKIT_MODEL_DIRS,
+        and the tiny-model root."""
+        env = os.environ.get(MODEL_DIRS_ENV, "")
+        given = [*self._model_dirs, *(p for p in env.split(os.pathsep) if p.strip())]
+        roots = []
+        for root in [*given, self.tiny_root]:
+            try:
+                roots.append(Path(root).expanduser().resolve())
+            except (OSError, RuntimeError, ValueError):
+                continue
+        return roots
+
+    def _check_allowed(self, name: str, path: Path) -> None:
+        """Refuse a local folder outside the allowed model folders (a shared graph must not
+        make graphkit read arbitrary folders)."""
+        try:
+            folder = path.resolve()
+        except (OSError, RuntimeError, ValueError):
+            folder = path.absolute()
+        roots = self.model_dirs()
+        if any(folder.is_relative_to(root) for root in roots):
+            return
+        allowed = ", ".join(str(r) for r in roots) or "none"
+        raise ModelError(
+            f"model '{_clip(name)}' refused: the folder {_clip(str(folder))} is outside the "
+            f"allowed model folders ({allowed}); to allow it pass --model-dir "
+            f"{_clip(str(folder))} or add it to {MODEL_DIRS_ENV}"
+        )
 
     def _resolve_hub(self, ref: ModelRef, probe: str) -> Resolved:
         from huggingface_hub import errors as hf_errors
@@ -501,7 +541,7 @@ def get_manager() -> ModelManager:
     global _MANAGER
     with _manager_lock:
         if _MANAGER is None:
-            _MANAGER = ModelManager()
+            _MANAGER = ModelManager(allow_unsafe_weights=_env_flag(UNSAFE_WEIGHTS_ENV))
         return _MANAGER
 
 
@@ -614,7 +654,8 @@ def _refuse_pickle_only(model_id: str, folder: Path) -> None:
         raise ModelError(
             f"model '{model_id}' at {folder} has only pickle weights "
             f"({unsafe[0].relative_to(folder)}) and no .safetensors; convert it to "
-            f"safetensors, or allow unsafe weights (allow_unsafe_weights=True) if you trust it"
+            f"safetensors, or if you trust it allow unsafe weights (graphkit run "
+            f"--allow-unsafe-weights, {UNSAFE_WEIGHTS_ENV}=1 or allow_unsafe_weights=True)"
         )
 
 
@@ -635,6 +676,28 @@ def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[0] if lines else type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _as_path(name: str) -> Path | None:
+    """``name`` as a path with ``~`` expanded, or None when it cannot be one."""
+    if "\x00" in name:
+        return None
+    try:
+        return Path(name).expanduser()
+    except RuntimeError:  # ~user of an unknown user
+        return Path(name)
+
+
+def _stat_kind(path: Path) -> tuple[bool, bool]:
+    """(is a folder, exists) without raising on names the OS refuses (too long...)."""
+    try:
+        return path.is_dir(), path.exists()
+    except (OSError, ValueError):
+        return False, False
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _looks_like_path(name: str) -> bool:

@@ -30,6 +30,7 @@ def encode_png(img: PILImage.Image, graph_json: str, info: dict[str, Any] | None
 
 def read_meta(path: Path) -> dict[str, str]:
     """The graphkit text chunks of a PNG file."""
+    _allow_text_chunks_up_to_the_graph_limit()
     try:
         with PILImage.open(path) as img:
             if img.format != "PNG":
@@ -40,6 +41,16 @@ def read_meta(path: Path) -> dict[str, str]:
     except (OSError, ValueError, SyntaxError) as exc:
         raise GraphError([problem("png", f"cannot read PNG: {exc}")], str(path)) from None
     return {k: v for k, v in text.items() if k.startswith("graphkit.")}
+
+
+def _allow_text_chunks_up_to_the_graph_limit() -> None:
+    """Pillow refuses text chunks over 1 MB decompressed (a bomb guard); a graph may be as
+    large as the graph file limit, so raise Pillow's bound to that (never lower it)."""
+    from graphkit.limits import limits
+
+    need = limits().max_graph_bytes + (1 << 20)  # the graph, and the run info beside it
+    PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, need)
+    PngImagePlugin.MAX_TEXT_MEMORY = max(PngImagePlugin.MAX_TEXT_MEMORY, 2 * need)
 
 
 def read_graph_text(path: Path) -> str:

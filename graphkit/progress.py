@@ -17,7 +17,8 @@ from graphkit.events import (
 
 
 class ProgressPrinter:
-    """A listener printing one line per node (a live bar on a terminal)."""
+    """A listener printing one line per node (a live bar on a terminal) and, when the
+    stream is not a terminal, one line per step of multi-step nodes."""
 
     def __init__(self, stream: TextIO, quiet: bool = False) -> None:
         self.stream = stream
@@ -39,6 +40,8 @@ class ProgressPrinter:
             if self.tty:
                 bar = _bar(event.step, event.total)
                 self._line(f"{event.node} {bar} step {event.step}/{event.total}", end=False)
+            else:  # logs and pipes get one line per step, so a reader can follow a long node
+                self._line(f"{event.node} step {event.step}/{event.total}")
         elif isinstance(event, NodeCached | NodeFinished | NodeFailed | NodeSkipped):
             self.done += 1
             self.types[event.node] = event.type

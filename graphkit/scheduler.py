@@ -33,6 +33,7 @@ from graphkit.events import (
     RunFinished,
     RunStarted,
 )
+from graphkit.limits import limits
 from graphkit.types import SavedFiles
 from graphkit.validate import Checked, ResolvedNode
 
@@ -97,8 +98,14 @@ class RunResult:
         }
 
 
-def plan(checked: Checked, targets: Iterable[str] | None = None, salt: str = "") -> Plan:
-    """Only what the targets (default: every output node) need, in topological order."""
+def plan(checked: Checked, targets: Iterable[str] | None = None, salt: str = "",
+         node_salts: dict[str, str] | None = None) -> Plan:
+    """Only what the targets (default: every output node) need, in topological order.
+
+    ``salt`` goes into the keys of output nodes, ``node_salts`` into the keys of the nodes
+    they name (see :func:`input_salts`).
+    """
+    node_salts = node_salts or {}
     nodes = checked.nodes
     wanted = list(targets) if targets is not None else [
         n for n in checked.order if nodes[n].spec.output_node]
@@ -117,8 +124,29 @@ def plan(checked: Checked, targets: Iterable[str] | None = None, salt: str = "")
         node = nodes[nid]
         for src, _port in node.links.values():
             consumers[src] += 1
-        keys[nid] = content_key(node, keys, salt if node.spec.output_node else "")
+        keys[nid] = content_key(node, keys, salt if node.spec.output_node else
+                                node_salts.get(nid, ""))
     return Plan(order, keys, consumers, wanted)
+
+
+def input_salts(checked: Checked, sandbox: Sandbox) -> dict[str, str]:
+    """Nodes that read a file (a ``path`` param) keyed also by the file they would read.
+
+    So a graph in another folder, or a file changed on disk, is not served a cached image.
+    A path that does not resolve gets a salt of its own, so the node runs and reports it.
+    """
+    salts = {}
+    for nid, node in checked.nodes.items():
+        rel = node.params.get("path")
+        if not isinstance(rel, str):
+            continue
+        try:
+            file = sandbox.resolve_input(rel)
+            info = file.stat()
+            salts[nid] = f"{file}:{info.st_size}:{info.st_mtime_ns}"
+        except (NodeInputError, OSError):
+            salts[nid] = f"unresolved:{uuid.uuid4().hex}"
+    return salts
 
 
 def prune(full: Plan, checked: Checked, is_cached: Callable[[str], bool]) -> Plan:
@@ -184,7 +212,8 @@ class Scheduler:
         control = control or RunControl()
         out_salt = str(sandbox.out_dir.resolve()) if sandbox.out_dir else ""
         with self.cache.lock:
-            the_plan = prune(plan(checked, targets, out_salt), checked, self._usable)
+            full = plan(checked, targets, out_salt, input_salts(checked, sandbox))
+            the_plan = prune(full, checked, self._usable)
             for nid, count in the_plan.consumers.items():  # each pin is released by a reader
                 self.cache.pin(the_plan.keys[nid], count + (nid in the_plan.hits))
         run_id = uuid.uuid4().hex[:12]
@@ -241,6 +270,7 @@ class Scheduler:
             kwargs = dict(node.params)
             for port, (src, sport) in node.links.items():
                 kwargs[port] = self.cache.get(the_plan.keys[src], device)[sport]  # type: ignore[index]
+            limits().check_inputs(node.params, kwargs)
             if spec.wants_context:
                 def report(step: int, total: int, _nid: str = nid) -> None:
                     emit(NodeProgress(result.run_id, _nid, step, total))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -119,9 +120,29 @@ def _check_params(
     node_id: str, params: dict[str, Any], spec: NodeSpec
 ) -> tuple[dict[str, Any], list[Problem]]:
     try:
-        return spec.params_model.model_validate(params).model_dump(), []
+        values = spec.params_model.model_validate(params).model_dump()
     except ValidationError as exc:
         return {}, [_param_problem(node_id, spec, err) for err in exc.errors()]
+    except RecursionError:
+        return {}, [problem("bad_param", "params nest too deeply", node_id)]
+    bad = [name for name, value in values.items() if not _finite(value)]
+    if bad:  # NaN or infinity (given as "NaN"/"inf" text, or through the API)
+        return {}, [problem("bad_param", "must be a finite number (not NaN or infinity)",
+                            node_id, name) for name in bad]
+    return values, []
+
+
+def _finite(value: Any, depth: int = 0) -> bool:
+    """False when a float anywhere in ``value`` is NaN or infinite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth > 100:
+        return True
+    if isinstance(value, dict):
+        return all(_finite(v, depth + 1) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(v, depth + 1) for v in value)
+    return True
 
 
 def _param_problem(node_id: str, spec: NodeSpec, err: Any) -> Problem:

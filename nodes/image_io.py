@@ -35,10 +35,14 @@ def image_load(
             limits.check_image("path", img.width, img.height, f"'{path}'")
             img.load()
             rgba = img.convert("RGBA")
+    except PILImage.DecompressionBombError as exc:
+        raise NodeInputError("path", f"'{path}' claims more pixels than allowed, a possible "
+                             f"decompression bomb ({exc}); the limit is {limits.max_pixels} "
+                             "(GRAPHKIT_LIMIT_MAX_PIXELS)") from None
     except UnidentifiedImageError:
         raise NodeInputError("path", f"'{path}' is not a readable image: {_sniff(file)}; "
                              "only PNG, JPEG and WebP are read") from None
-    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError) as exc:
         raise NodeInputError("path", f"'{path}' is not a readable image ({exc})") from None
     pixels = pil_to_pixels(rgba).to(ctx.device)
     alpha = pil_to_alpha(rgba.getchannel("A")).to(ctx.device)

@@ -227,9 +227,10 @@ def test_missing_hub_model_offline(empty_hf_home: Path, monkeypatch: pytest.Monk
     assert "tiny" in message
 
 
-def test_missing_local_folder(fresh: ModelManager, tmp_path: Path) -> None:
+def test_missing_local_folder(tiny_root: Path, tmp_path: Path) -> None:
+    mgr = ModelManager(profile="tiny", tiny_root=tiny_root, device="cpu", model_dirs=[tmp_path])
     missing = tmp_path / "nowhere" / "model"
-    message = _one_line_error(lambda: fresh.upscaler(str(missing)))
+    message = _one_line_error(lambda: mgr.upscaler(str(missing)))
     assert str(missing) in message and "does not exist" in message
 
 
@@ -269,11 +270,11 @@ def _pickle_copy(src: Path, dest: Path) -> Path:
 
 def test_pickle_weights_refused_unless_allowed(tiny_root: Path, tmp_path: Path) -> None:
     folder = _pickle_copy(tiny_path(tiny_root, tm.KANDINSKY_PRIOR), tmp_path / "prior-bin")
-    mgr = ModelManager(device="cpu")
+    mgr = ModelManager(device="cpu", model_dirs=[tmp_path])
     message = _one_line_error(lambda: mgr.kandinsky_prior(str(folder)))
     assert str(folder) in message and "safetensors" in message
     assert mgr.load_count == 0
-    unsafe = ModelManager(device="cpu", allow_unsafe_weights=True)
+    unsafe = ModelManager(device="cpu", allow_unsafe_weights=True, model_dirs=[tmp_path])
     assert type(unsafe.kandinsky_prior(str(folder))).__name__ == "KandinskyV22PriorPipeline"
 
 
