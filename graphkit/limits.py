@@ -71,26 +71,15 @@ class Limits:
             return self.max_text_chars, "text length", "GRAPHKIT_LIMIT_MAX_TEXT_CHARS"
         return None
 
-    def check_inputs(self, params: dict[str, Any], values: dict[str, Any]) -> None:
-        """Raise NodeInputError before a node runs when its inputs and params ask for too much.
-
-        By convention a ``scale`` param multiplies the size of the node's image inputs (the
-        upscaled output must stay within ``max_upscaled_pixels``).
-        """
+    def check_upscale(self, field: str, width: int, height: int, scale: float) -> None:
+        """Raise NodeInputError when ``width x height`` upscaled by ``scale`` is too large."""
         from graphkit.context import NodeInputError
 
-        scale = params.get("scale")
-        if isinstance(scale, bool) or not isinstance(scale, int | float) or scale <= 1:
-            return
-        for value in values.values():
-            width, height = getattr(value, "width", None), getattr(value, "height", None)
-            if not isinstance(width, int) or not isinstance(height, int):
-                continue
-            out = int(width * scale) * int(height * scale)
-            if out > self.max_upscaled_pixels:
-                raise NodeInputError("scale", f"{width}x{height} upscaled x{scale} is {out} "
-                                     f"pixels; the limit is {self.max_upscaled_pixels} "
-                                     "(GRAPHKIT_LIMIT_MAX_UPSCALED_PIXELS)")
+        out = int(width * scale) * int(height * scale)
+        if out > self.max_upscaled_pixels:
+            raise NodeInputError(field, f"{width}x{height} upscaled x{scale} is {out} "
+                                 f"pixels; the limit is {self.max_upscaled_pixels} "
+                                 "(GRAPHKIT_LIMIT_MAX_UPSCALED_PIXELS)")
 
     def check_image(self, field: str, width: int, height: int, what: str = "image") -> None:
         """Raise NodeInputError when an image at run time is too large."""

@@ -63,6 +63,7 @@ class NodeSpec:
     pack: str
     wants_context: bool
     single_output: bool
+    file_params: tuple[str, ...] = ()
 
     @property
     def major(self) -> int:
@@ -157,6 +158,7 @@ def node(
     version: str = "1.0.0",
     outputs: dict[str, Any] | None = None,
     output_node: bool = False,
+    file_params: tuple[str, ...] = (),
     into: Registry | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a node type from a typed function and register it.
@@ -164,11 +166,16 @@ def node(
     Arguments annotated with a port type are inputs (optional when defaulting to None);
     other arguments are params validated by pydantic; the return annotation (or
     ``outputs``) names the output ports. A first argument annotated ``RunContext``
-    receives the run context.
+    receives the run context. ``file_params`` names params holding input file paths: the
+    cache key then covers the file's identity, size and modification time.
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         spec = build_spec(func, type_id, title, category, version, outputs, output_node)
+        unknown = set(file_params) - set(spec.params)
+        if unknown:
+            raise RegistryError(f"node '{type_id}': file_params {sorted(unknown)} are not params")
+        spec.file_params = tuple(file_params)
         (into or REGISTRY).add(spec)
         func.spec = spec  # type: ignore[attr-defined]
         return func

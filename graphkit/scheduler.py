@@ -33,7 +33,6 @@ from graphkit.events import (
     RunFinished,
     RunStarted,
 )
-from graphkit.limits import limits
 from graphkit.types import SavedFiles
 from graphkit.validate import Checked, ResolvedNode
 
@@ -130,22 +129,26 @@ def plan(checked: Checked, targets: Iterable[str] | None = None, salt: str = "",
 
 
 def input_salts(checked: Checked, sandbox: Sandbox) -> dict[str, str]:
-    """Nodes that read a file (a ``path`` param) keyed also by the file they would read.
+    """Nodes that read files (their spec's ``file_params``) keyed also by those files.
 
     So a graph in another folder, or a file changed on disk, is not served a cached image.
     A path that does not resolve gets a salt of its own, so the node runs and reports it.
     """
     salts = {}
     for nid, node in checked.nodes.items():
-        rel = node.params.get("path")
-        if not isinstance(rel, str):
-            continue
-        try:
-            file = sandbox.resolve_input(rel)
-            info = file.stat()
-            salts[nid] = f"{file}:{info.st_size}:{info.st_mtime_ns}"
-        except (NodeInputError, OSError):
-            salts[nid] = f"unresolved:{uuid.uuid4().hex}"
+        parts = []
+        for name in node.spec.file_params:
+            rel = node.params.get(name)
+            if not isinstance(rel, str):
+                continue
+            try:
+                file = sandbox.resolve_input(rel, name)
+                info = file.stat()
+                parts.append(f"{file}:{info.st_size}:{info.st_mtime_ns}")
+            except (NodeInputError, OSError):
+                parts.append(f"unresolved:{uuid.uuid4().hex}")
+        if parts:
+            salts[nid] = "|".join(parts)
     return salts
 
 
@@ -270,7 +273,6 @@ class Scheduler:
             kwargs = dict(node.params)
             for port, (src, sport) in node.links.items():
                 kwargs[port] = self.cache.get(the_plan.keys[src], device)[sport]  # type: ignore[index]
-            limits().check_inputs(node.params, kwargs)
             if spec.wants_context:
                 def report(step: int, total: int, _nid: str = nid) -> None:
                     emit(NodeProgress(result.run_id, _nid, step, total))

@@ -17,7 +17,7 @@ ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
 
 
 @node("image.load", title="Load image", category="image", version="1.0.0",
-      outputs={"image": Image, "mask": Mask})
+      outputs={"image": Image, "mask": Mask}, file_params=("path",))
 def image_load(
     ctx: RunContext,
     path: Annotated[str, Param(min_length=1, max_length=1024,

@@ -48,6 +48,7 @@ def image_upscale(
     """Upscale by 2 or 4. ``lanczos`` resamples (Lanczos-3, like PIL's). ``diffusion`` runs
     the Stable Diffusion x4 upscaler, guided by the optional prompt; it is natively x4, so
     x2 runs it at x4 and then downsamples the result by 2 with Lanczos."""
+    ctx.limits.check_upscale("scale", image.width, image.height, scale)
     if max(image.width, image.height) * scale > MAX_OUTPUT_SIDE:
         raise NodeInputError("scale", f"the output would be larger than {MAX_OUTPUT_SIDE} "
                              "pixels a side")
