@@ -75,12 +75,9 @@ class OutputCache:
     def get(self, key: str, device: torch.device | None = None) -> dict[str, Any] | None:
         """Outputs for ``key``, brought back to ``device`` if they were spilled; None on a miss."""
         with self.lock:
-            entry = self.entries.get(key)
-            if entry is None:
-                self.stats.misses += 1
+            if self.touch(key) is None:
                 return None
-            self.stats.hits += 1
-            self.entries.move_to_end(key)
+            entry = self.entries[key]
             if entry.on_host and device is not None:
                 entry.outputs = {k: value_to(v, device) for k, v in entry.outputs.items()}
                 entry.on_host = False
