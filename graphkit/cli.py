@@ -133,6 +133,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _set_model_profile(args.models)
     _set_model_access(args)
+    if args.device != "auto":  # models run where the graph runs
+        import os
+
+        os.environ["GRAPHKIT_DEVICE"] = args.device
     graph = Graph.load(args.file)
     graph.apply_overrides(args.overrides)
     problems = graph.validate()

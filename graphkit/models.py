@@ -541,7 +541,8 @@ def get_manager() -> ModelManager:
     global _MANAGER
     with _manager_lock:
         if _MANAGER is None:
-            _MANAGER = ModelManager(allow_unsafe_weights=_env_flag(UNSAFE_WEIGHTS_ENV))
+            _MANAGER = ModelManager(allow_unsafe_weights=_env_flag(UNSAFE_WEIGHTS_ENV),
+                                    device=os.environ.get("GRAPHKIT_DEVICE") or None)
         return _MANAGER
 
 
