@@ -136,6 +136,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.device != "auto":  # models run where the graph runs
         import os
 
+        from graphkit.devices import pick_device
+
+        try:
+            pick_device(args.device)
+        except ValueError as exc:
+            raise CliError(f"--device: {exc}") from None
         os.environ["GRAPHKIT_DEVICE"] = args.device
     graph = Graph.load(args.file)
     graph.apply_overrides(args.overrides)

@@ -279,3 +279,16 @@ def test_show_refuses_png_without_graph(
     PILImage.new("RGB", (2, 2)).save(tmp_path / "plain.png")
     code, _, err = call(capsys, "show", tmp_path / "plain.png")
     assert code == 2 and "no graphkit graph" in err
+
+
+def test_unavailable_device_is_bad_input(
+    capsys: pytest.CaptureFixture[str], graphs_dir: Path
+) -> None:
+    """Asking for a device this machine lacks is a one-line error and exit 2."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code = main(["run", str(graphs_dir / "mask_composite.json"), "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "CUDA is not available" in err
