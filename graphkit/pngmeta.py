@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from pathlib import Path
@@ -67,19 +68,43 @@ def read_info(path: Path) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-def run_info(**extra: Any) -> dict[str, Any]:
-    """Software versions, and the models loaded so far with their revisions."""
+def run_info(graph_json: str = "", **extra: Any) -> dict[str, Any]:
+    """Software versions, and the models this graph uses with the revisions loaded."""
     import sys
+
+    info: dict[str, Any] = {"versions": dict(_versions()), **extra}
+    models = sys.modules.get("graphkit.models")
+    manager = getattr(models, "_MANAGER", None) if models is not None else None
+    if manager is not None:
+        used = _graph_models(graph_json)
+        info["models"] = {name: entry for name, entry in manager.loaded().items()
+                          if used is None or name in used}
+    return info
+
+
+@functools.cache
+def _versions() -> tuple[tuple[str, str | None], ...]:
     from importlib.metadata import PackageNotFoundError, version
 
-    versions = {}
+    found = []
     for dist in ("graphkit", "torch", "diffusers", "transformers"):
         try:
-            versions[dist] = version(dist)
+            found.append((dist, version(dist)))
         except PackageNotFoundError:
-            versions[dist] = None
-    info: dict[str, Any] = {"versions": versions, **extra}
-    models = sys.modules.get("graphkit.models")
-    if models is not None and getattr(models, "_MANAGER", None) is not None:
-        info["models"] = models._MANAGER.loaded()
-    return info
+            found.append((dist, None))
+    return tuple(found)
+
+
+def _graph_models(graph_json: str) -> set[str] | None:
+    """Model names a graph's nodes use (defaults included); None when it cannot be read."""
+    from graphkit.graph import doc_from_raw, parse_json
+    from graphkit.registry import registry
+    from graphkit.requirements import model_params
+
+    if not graph_json:
+        return None
+    try:
+        doc = doc_from_raw(parse_json(graph_json))
+    except GraphError:
+        return None
+    return {name for name, _revision in model_params(doc, registry()).values()}

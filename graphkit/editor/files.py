@@ -85,7 +85,7 @@ def doc_from_png(data: bytes, name: str = "image") -> GraphDoc:
 def image_png(pixels: object, graph_json: str, node_id: str) -> bytes:
     """PNG bytes of the first image of a batch, with the graph embedded."""
     pic = pixels_to_pil(pixels)[0]  # type: ignore[arg-type]
-    return encode_png(pic, graph_json, run_info(node=node_id))
+    return encode_png(pic, graph_json, run_info(graph_json, node=node_id))
 
 
 def save_session(path: Path, opened: Opened) -> None:
