@@ -260,7 +260,7 @@ def run_real_shapes(runs: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="timed runs of each side")
+    parser.add_argument("--runs", type=int, default=11, help="timed runs of each side")
     parser.add_argument("--real-shapes", action="store_true",
                         help="full-size SDXL with random weights (CUDA only)")
     args = parser.parse_args(argv)
