@@ -292,3 +292,32 @@ def test_unavailable_device_is_bad_input(
     code = main(["run", str(graphs_dir / "mask_composite.json"), "--device", "cuda"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "CUDA is not available" in err
+
+
+def test_models_tiny_then_check_finds_every_model(
+    tmp_path: Path, graphs_dir: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`graphkit models tiny DIR` writes the tiny models; `check` then finds each one there."""
+    from graphkit import models as gm
+    from graphkit.tinymodels import TINY_MODEL_IDS, tiny_path
+
+    root = tmp_path / "tiny"
+    assert main(["models", "tiny", str(root)]) == 0
+    assert all((tiny_path(root, m) / "model_index.json").is_file()
+               or (tiny_path(root, m) / "config.json").is_file() for m in TINY_MODEL_IDS)
+    capsys.readouterr()
+    monkeypatch.setenv("GRAPHKIT_TINY_DIR", str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(gm, "_MANAGER", None)
+    try:
+        code = main(["check", str(graphs_dir / "sam_inpaint.json"), "--models", "tiny",
+                     "--json"])
+        report = json.loads(capsys.readouterr().out)
+    finally:
+        monkeypatch.delenv("GRAPHKIT_MODELS", raising=False)
+        gm.configure()
+    assert code == 0 and report["ok"] and report["missing"] == []
+    assert set(report["models"]) == {"facebook/sam-vit-base",
+                                     "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"}
+    assert all(where.startswith("tiny: ") for where in report["models"].values())
