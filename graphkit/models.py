@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import re
 import socket
@@ -35,6 +36,14 @@ import torch
 
 from graphkit.devices import default_dtype, host_device, pick_device
 from graphkit.tinymodels import TINY_MODEL_IDS, tiny_path, write_tiny_models
+
+
+def _drop_empty_fp32_warning(record: logging.LogRecord) -> bool:
+    """diffusers warns on every dtype cast, even when no module must stay in float32."""
+    return "should be kept in float32: []" not in record.getMessage()
+
+
+logging.getLogger("diffusers.models.modeling_utils").addFilter(_drop_empty_fp32_warning)
 
 Task = Literal["text2image", "image2image", "inpaint"]
 TASKS: tuple[str, ...] = ("text2image", "image2image", "inpaint")
