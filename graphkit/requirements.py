@@ -64,7 +64,7 @@ def needs(doc: GraphDoc, reg: Registry, manager: Any) -> Needs:
 
 
 def _locate(manager: Any, model: str, revision: str | None) -> str:
-    from graphkit.models import ModelError, ModelRef
+    from graphkit.model_sources import ModelError, ModelRef
 
     error = ""
     for probe in PROBES:

@@ -17,7 +17,7 @@ MAX_SEED = 2**32 - 1
 
 def get_model(getter: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a model-manager getter; a model that cannot be had is the user's input error."""
-    from graphkit.models import ModelError
+    from graphkit.model_sources import ModelError
 
     try:
         return getter(*args, **kwargs)
