@@ -156,14 +156,14 @@ def test_restart_restores_edits_and_save_writes_file(workspace: Path, tmp_path: 
     again = select_node(start(), "grow")  # a new session, as after a refresh or restart
     assert again.session_state["editor"].doc.nodes["grow"].params["pixels"] == 21
     target = workspace / "saved" / "g.json"
-    again.text_input(key="save-path").input("saved/g.json").run()  # relative to the workspace
+    widget(again.text_input, ":save-path").input("saved/g.json").run()  # relative to the workspace
     again.button(key="save").click().run()
     assert json.loads(target.read_text())["nodes"]["grow"]["params"]["pixels"] == 21
-    again.text_input(key="save-path").input(str(workspace / "g.txt")).run()
+    widget(again.text_input, ":save-path").input(str(workspace / "g.txt")).run()
     again.button(key="save").click().run()
     assert any("end in .json" in e.value for e in again.error)
     outside = tmp_path / "elsewhere" / "g.json"
-    again.text_input(key="save-path").input(str(outside)).run()
+    widget(again.text_input, ":save-path").input(str(outside)).run()
     again.button(key="save").click().run()
     assert not outside.exists()
     assert any("outside the workspace" in e.value for e in again.error)
@@ -241,3 +241,23 @@ def test_sam_points_load_input_and_click(workspace: Path, graphs_dir: Path) -> N
     assert ed.checked().problems == []
     at.button(key="sam-undo:mask").click().run()
     assert ed.doc.nodes["mask"].params["points"] == [[128, 150, 1], [20, 20, 0]]
+
+
+def test_choosing_the_same_example_again_reopens_it(workspace: Path, graphs_dir: Path) -> None:
+    example = graphs_dir / "sdxl_turbo.json"
+    if not example.exists():
+        pytest.skip("the SDXL example graph is not here")
+    at = start()
+    at.selectbox(key="example").set_value(str(example)).run()
+    assert at.selectbox(key="example").value is None  # back to "choose…"
+    saved_as = widget(at.text_input, ":save-path").value  # follows the graph opened
+    assert saved_as == str(workspace / "SDXL-Turbo__text_to_image_in_one_step.json")
+    ed = at.session_state["editor"]
+    at = select_node(at, "prompt")
+    widget(at.text_area, ":prompt:param:text").input("a red fox").run()
+    assert autosaved(workspace).nodes["prompt"].params["text"] == "a red fox"
+    at.selectbox(key="example").set_value(str(example)).run()  # the same one: edits dropped
+    assert not at.exception
+    assert ed.doc.nodes["prompt"].params["text"].startswith("a lighthouse")
+    assert autosaved(workspace).nodes["prompt"].params["text"].startswith("a lighthouse")
+    assert widget(at.text_area, ":prompt:param:text").value.startswith("a lighthouse")

@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 from tiny_fixture import shared_tiny_root
 
 from graphkit.api import Graph
-from graphkit.editor import canvas, files, ops
+from graphkit.editor import canvas, files, ops, sampoints
 from graphkit.editor.previews import draw_points, image_source, overlay, preview
 from graphkit.editor.runner import start_run
 from graphkit.editor.widgets import plan_widget
@@ -156,6 +156,15 @@ def test_widgets_follow_the_schema() -> None:
 
 
 # canvas -----------------------------------------------------------------------------------
+def test_picker_clicks_become_image_pixels() -> None:
+    # a 640x480 image shown 448 wide (336 high): display pixels scale by 640/448
+    x, y = sampoints.click_to_pixels({"x": 224, "y": 168, "width": 448, "height": 336}, 640, 480)
+    assert (x, y) == (320.0, 240.0)
+    assert sampoints.click_to_pixels({"x": 448, "y": 336, "width": 448, "height": 336},
+                                     640, 480) == (639.0, 479.0)  # the edge stays inside
+    assert sampoints.click_to_pixels({"x": 10, "y": 20}, 256, 256) == (10.0, 20.0)  # unscaled
+
+
 def test_canvas_colours_marks_and_labels(doc: GraphDoc) -> None:
     ops.disconnect(doc, "blend", "mask")
     problems = Graph(doc).validate()
@@ -277,6 +286,20 @@ def test_cancel_stops_a_background_run(doc: GraphDoc, graphs_dir: Path, tmp_path
     assert not record.running
     assert record.result is not None
     assert record.result.cancelled or record.result.ok  # it may finish before the cancel lands
+
+
+def test_a_node_stopped_by_cancel_is_not_left_running() -> None:
+    from graphkit.editor.runner import RunRecord
+    from graphkit.editor.runview import status_words
+    from graphkit.events import NodeProgress, NodeStarted
+
+    record = RunRecord(graph_json="{}")
+    record(NodeStarted("r", "gen", "sdxl.text2image"))
+    record(NodeProgress("r", "gen", 2, 50))
+    record.control.cancel()
+    record.settle()
+    status = record.snapshot()["gen"]
+    assert status.state == "cancelled" and status_words(status) == "cancelled at step 2/50"
 
 
 def _diffusion_registered() -> bool:

@@ -17,6 +17,8 @@ def _open_example(ed: Editor, key: str) -> None:
     path = st.session_state.get(key)
     if not path:
         return
+    # Back to "choose…": picking the same example again (say, to drop edits) reopens it.
+    st.session_state[key] = None
     try:
         ed.replace(files.open_path(Path(path)))
         ed.notify("success", f"opened {Path(path).name}")
@@ -78,15 +80,17 @@ def files_panel(ed: Editor) -> None:
     if examples:
         st.selectbox("Open an example", [None, *map(str, examples)], key="example",
                      format_func=lambda p: "choose…" if p is None else Path(p).name,
+                     placeholder="choose…",
                      on_change=_open_example, args=(ed, "example"))
     st.file_uploader("Open a graph (JSON or a graphkit PNG)", type=["json", "png"],
                      key="upload", on_change=_on_upload, args=(ed, "upload"))
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in ed.doc.name) or "graph"
     st.download_button("Download graph JSON", data=ed.graph().copy().dumps(),
                        file_name=f"{stem}.json", mime="application/json", key="download-json")
-    st.text_input("Save to path", value=str(ed.workspace / f"{stem}.json"), key="save-path")
+    path_key = f"{ed.opened_count}:save-path"  # follows the graph opened, not each edit
+    st.text_input("Save to path", value=str(ed.workspace / f"{stem}.json"), key=path_key)
     left, right = st.columns(2)
-    left.button("Save", key="save", on_click=_save_to, args=(ed, "save-path"))
+    left.button("Save", key="save", on_click=_save_to, args=(ed, path_key))
     right.button("New graph", key="new", on_click=_new_graph, args=(ed,))
     st.caption(f"Autosaved to {ed.workspace / 'autosave.json'}")
 

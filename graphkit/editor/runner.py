@@ -31,7 +31,7 @@ _RUN_LOCK = threading.Lock()
 class NodeStatus:
     """Where one node stands in a run."""
 
-    state: str = "waiting"  # waiting | running | cached | done | failed | skipped
+    state: str = "waiting"  # waiting | running | cached | done | failed | skipped | cancelled
     step: int = 0
     total: int = 0
     seconds: float | None = None
@@ -108,6 +108,15 @@ class RunRecord:
         return (f"{state}: {fin.executed} ran, {fin.cached} cached, {fin.failed} failed "
                 f"in {fin.seconds:.2f} s")
 
+    def settle(self) -> None:
+        """The run is over: a node still marked running was stopped part way (cancelled)."""
+        cancelled = self.control.cancelled or bool(self.result and self.result.cancelled)
+        with self._lock:
+            for status in self.nodes.values():
+                if status.state == "running":
+                    status.state = "cancelled" if cancelled else "failed"
+                    status.message = "" if cancelled else "the run stopped before it finished"
+
     def snapshot(self) -> dict[str, NodeStatus]:
         """A copy of the per-node statuses (safe to read while the run goes on)."""
         with self._lock:
@@ -127,6 +136,7 @@ def _execute(record: RunRecord, graph: Graph, out_dir: Path, inputs: list[Path],
     except Exception as exc:  # shown in the UI; the editor keeps working
         record.error = f"run failed: {type(exc).__name__}: {exc}"
     finally:
+        record.settle()
         record.finished = time.perf_counter()
 
 

@@ -14,15 +14,19 @@ from graphkit.editor.session import Editor
 from graphkit.types import Image, SavedFiles
 
 POLL_SECONDS = 0.3
+PROGRESS_COLUMNS = 3
 ICONS = {"waiting": ":material/schedule:", "running": ":material/progress_activity:",
          "cached": ":material/cached:", "done": ":material/check_circle:",
-         "failed": ":material/error:", "skipped": ":material/skip_next:"}
+         "failed": ":material/error:", "skipped": ":material/skip_next:",
+         "cancelled": ":material/cancel:"}
 
 
 def status_words(status: NodeStatus) -> str:
     """A few words for a node's state in a run."""
     if status.state == "running":
         return f"running step {status.step}/{status.total}" if status.total else "running"
+    if status.state == "cancelled":
+        return f"cancelled at step {status.step}/{status.total}" if status.total else "cancelled"
     if status.state == "done":
         return f"ran in {status.seconds:.2f} s"
     if status.state in ("failed", "skipped"):
@@ -89,10 +93,13 @@ def progress_table(record: RunRecord) -> None:
         record.summary)
     for line in record.problems:
         st.markdown(f":red[{line}]")
-    for nid, status in record.snapshot().items():
-        st.markdown(f"{ICONS.get(status.state, '')} **{nid}** {status_words(status)}")
-        if status.state == "running" and status.total:
-            st.progress(min(status.step / status.total, 1.0))
+    statuses = list(record.snapshot().items())
+    cols = st.columns(PROGRESS_COLUMNS) if len(statuses) > 2 else [st.container()]
+    for i, (nid, status) in enumerate(statuses):  # across columns: the canvas stays in view
+        with cols[i % len(cols)]:
+            st.markdown(f"{ICONS.get(status.state, '')} **{nid}** {status_words(status)}")
+            if status.state == "running" and status.total:
+                st.progress(min(status.step / status.total, 1.0))
 
 
 def _value(record: RunRecord, node_id: str, port: str) -> Any:

@@ -38,6 +38,7 @@ class Editor:
     reg: Registry = field(default_factory=registry)
     selected: str | None = None
     revision: int = 0  # bumped when widgets must re-read values from the document
+    opened_count: int = 0  # bumped when another graph is opened
     run: RunRecord | None = None
     run_doc_text: str = ""
     notices: list[tuple[str, str]] = field(default_factory=list)
@@ -77,6 +78,7 @@ class Editor:
         self.opened = opened
         self.selected = next(iter(opened.doc.nodes), None)
         self.revision += 1
+        self.opened_count += 1
         self.autosave()
 
     def touched(self) -> None:
