@@ -61,6 +61,15 @@ class NodeFailed(Event):
 
 
 @dataclass(frozen=True)
+class NodeCancelled(Event):
+    """The run was cancelled while this node ran; its output was discarded."""
+
+    node: str
+    type: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class NodeSkipped(Event):
     node: str
     type: str
@@ -84,6 +93,7 @@ _KINDS: dict[type, str] = {
     NodeProgress: "node_progress",
     NodeFinished: "node_finished",
     NodeFailed: "node_failed",
+    NodeCancelled: "node_cancelled",
     NodeSkipped: "node_skipped",
     RunFinished: "run_finished",
 }

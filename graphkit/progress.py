@@ -7,6 +7,7 @@ from typing import Any, TextIO
 from graphkit.events import (
     Event,
     NodeCached,
+    NodeCancelled,
     NodeFailed,
     NodeFinished,
     NodeProgress,
@@ -42,7 +43,8 @@ class ProgressPrinter:
                 self._line(f"{event.node} {bar} step {event.step}/{event.total}", end=False)
             else:  # logs and pipes get one line per step, so a reader can follow a long node
                 self._line(f"{event.node} step {event.step}/{event.total}")
-        elif isinstance(event, NodeCached | NodeFinished | NodeFailed | NodeSkipped):
+        elif isinstance(event, NodeCached | NodeFinished | NodeFailed | NodeSkipped
+                        | NodeCancelled):
             self.done += 1
             self.types[event.node] = event.type
             self.status[event.node] = _status(event)
@@ -79,6 +81,8 @@ def _status(event: Event) -> str:
         return f"ran in {event.seconds:.3f} s"
     if isinstance(event, NodeFailed):
         return f"FAILED: {event.error}"
+    if isinstance(event, NodeCancelled):
+        return f"cancelled after {event.seconds:.3f} s"
     assert isinstance(event, NodeSkipped)
     return f"skipped ({event.because})"
 

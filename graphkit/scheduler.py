@@ -25,6 +25,7 @@ from graphkit.events import (
     Event,
     Listener,
     NodeCached,
+    NodeCancelled,
     NodeFailed,
     NodeFinished,
     NodeProgress,
@@ -285,6 +286,7 @@ class Scheduler:
             outputs = _as_outputs(node, value)
         except Cancelled:
             result.cancelled = True
+            emit(NodeCancelled(result.run_id, nid, spec.type_id, time.perf_counter() - t0))
             return
         except NodeInputError as exc:
             self._fail(node, result, broken, emit, exc.message, exc.field, True)

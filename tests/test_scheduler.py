@@ -148,9 +148,14 @@ def test_cancel_inside_a_node_discards_its_output(toy: Toy, scheduler: Scheduler
         if event.kind == "node_progress":
             control.cancel()
 
-    result = toy.run(graph, scheduler, control=control, listeners=[cancel_on_progress])
+    seen: list[Event] = []
+    result = toy.run(graph, scheduler, control=control,
+                     listeners=[cancel_on_progress, seen.append])
     assert result.cancelled and result.executed == ["src"]
     assert result.keys["slow"] not in scheduler.cache and "slow" not in result.failed
+    kinds = [(e.kind, getattr(e, "node", None)) for e in seen]
+    assert kinds[-3:] == [("node_progress", "slow"), ("node_cancelled", "slow"),
+                          ("run_finished", None)]
 
 
 def test_deleted_output_files_are_written_again(
