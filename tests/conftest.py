@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import pytest
 import torch
+from tiny_fixture import tiny_manager  # noqa: F401 - a fixture for every module
 
 from graphkit.api import Graph
 from graphkit.context import NodeInputError, RunContext

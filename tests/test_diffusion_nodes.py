@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image as PILImage
-from tiny_fixture import shared_tiny_root
 
 import graphkit
-from graphkit import models as gm
 from graphkit import tinymodels as tm
 from graphkit.api import Graph
 from graphkit.context import RunControl
 from graphkit.events import NodeProgress
 from graphkit.imaging import pil_to_pixels
+from graphkit.models import ModelManager
 from graphkit.scheduler import Scheduler
 from graphkit.types import Image, Mask
 
@@ -35,15 +34,9 @@ GRAPH_OUTPUTS = {
 
 
 @pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory):
+def manager(tiny_manager: ModelManager) -> ModelManager:
     """The process model manager on the tiny profile, for this module only."""
-    root = shared_tiny_root(tmp_path_factory)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GRAPHKIT_MODELS", "tiny")
-        mp.setenv("GRAPHKIT_TINY_DIR", str(root))
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        yield gm.configure()
-    gm.configure()
+    return tiny_manager
 
 
 def _pixels(value: Image | Mask) -> torch.Tensor:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image as PILImage
-from tiny_fixture import shared_tiny_root
 
 import graphkit
 from graphkit import models as gm
@@ -21,15 +20,9 @@ GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory):
+def tiny(tiny_manager: gm.ModelManager) -> gm.ModelManager:
     """The process model manager on the tiny profile, for this module only."""
-    root = shared_tiny_root(tmp_path_factory)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GRAPHKIT_MODELS", "tiny")
-        mp.setenv("GRAPHKIT_TINY_DIR", str(root))
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        yield gm.configure()
-    gm.configure()
+    return tiny_manager
 
 
 def test_round_trip_of_graph_and_info(tmp_path: Path) -> None:
