@@ -6,13 +6,21 @@ Nothing here imports diffusers or transformers at module import time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
 from graphkit.context import NodeInputError, RunContext
+from graphkit.registry import Param
 
 MAX_SEED = 2**32 - 1
+
+# param types every diffusion node shares
+Seed = Annotated[int, Param(ge=0, le=MAX_SEED, description="Same seed, same result.")]
+Model = Annotated[str, Param(min_length=1, max_length=500,
+                             description="Hub id or local folder (save_pretrained layout).")]
+Revision = Annotated[str | None, Param(max_length=200, description="Hub revision (commit, "
+                                                                   "branch or tag).")]
 
 
 def get_model(getter: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

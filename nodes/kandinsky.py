@@ -11,7 +11,9 @@ from graphkit import Image, ImageEmbeds, Param, Prompt, RunContext, node
 from graphkit.context import NodeInputError
 from graphkit.types import Mask
 from nodes._diffusion import (
-    MAX_SEED,
+    Model,
+    Revision,
+    Seed,
     StepReporter,
     check_multiple,
     check_strength,
@@ -31,13 +33,9 @@ Steps = Annotated[int, Param(ge=1, le=200, description="Denoising steps.")]
 PriorSteps = Annotated[int, Param(ge=2, le=200, description="Prior denoising steps (2 or more).")]
 Guidance = Annotated[float, Param(ge=0, le=30, description="Classifier-free guidance "
                                                          "(above 1 uses the negative).")]
-Seed = Annotated[int, Param(ge=0, le=MAX_SEED, description="Same seed, same result.")]
 Weight = Annotated[float, Param(ge=0, le=100, description="Relative weight in the mix.")]
 Side = Annotated[int, Param(ge=64, le=4096, multiple_of=64,
                             description="Pixels, multiple of 64; used without an image.")]
-Model = Annotated[str, Param(min_length=1, max_length=500,
-                             description="Hub id or local folder (save_pretrained layout).")]
-Revision = Annotated[str | None, Param(max_length=200, description="Hub revision.")]
 
 
 @node("kandinsky.prior", title="Kandinsky 2.2 prior", category="generate", version="1.0.0")

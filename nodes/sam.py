@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from graphkit import Image, Param, RunContext, node
 from graphkit.context import NodeInputError
 from graphkit.types import Mask
-from nodes._diffusion import get_model
+from nodes._diffusion import Model, Revision, get_model
 
 SAM_BASE = "facebook/sam-vit-base"
 
@@ -26,9 +26,8 @@ def sam_mask(
         "[x0, y0, x1, y1] around the object in pixels, or [] for none."))] = [],
     mask_index: Annotated[int, Param(ge=-1, le=2, description=(
         "Which of SAM's three candidate masks; -1 = the highest scoring."))] = -1,
-    model: Annotated[str, Param(min_length=1, max_length=500,
-                                description="Hub id or local folder.")] = SAM_BASE,
-    revision: Annotated[str | None, Param(max_length=200, description="Hub revision.")] = None,
+    model: Model = SAM_BASE,
+    revision: Revision = None,
 ) -> Mask:
     """A hard mask (1 = the object) at the image's size, from point and/or box prompts."""
     _require_prompt(points, box)

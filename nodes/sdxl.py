@@ -8,7 +8,9 @@ from graphkit import Image, Param, Prompt, RunContext, node
 from graphkit.context import NodeInputError
 from graphkit.types import Mask
 from nodes._diffusion import (
-    MAX_SEED,
+    Model,
+    Revision,
+    Seed,
     StepReporter,
     batch_prompts,
     check_multiple,
@@ -24,14 +26,9 @@ INPAINT = "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"
 Steps = Annotated[int, Param(ge=1, le=50, description="Denoising steps; 1-4 for SDXL-Turbo.")]
 Guidance = Annotated[float, Param(ge=0, le=30, description="Classifier-free guidance; "
                                                          "0 for SDXL-Turbo (off).")]
-Seed = Annotated[int, Param(ge=0, le=MAX_SEED, description="Same seed, same image.")]
 Side = Annotated[int, Param(ge=64, le=4096, multiple_of=8, description="Pixels, multiple of 8.")]
 Strength = Annotated[float, Param(ge=0, le=1, description="How much of the input to redraw "
                                                          "(1 = all of it).")]
-Model = Annotated[str, Param(min_length=1, max_length=500,
-                             description="Hub id or local folder (save_pretrained layout).")]
-Revision = Annotated[str | None, Param(max_length=200, description="Hub revision (commit, "
-                                                                   "branch or tag).")]
 
 
 @node("sdxl.text2image", title="SDXL text to image", category="generate", version="1.0.0")

@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from graphkit import Image, Param, Prompt, RunContext, node
 from graphkit.context import NodeInputError
 from nodes._diffusion import (
-    MAX_SEED,
+    Model,
+    Revision,
+    Seed,
     StepReporter,
     batch_prompts,
     from_pipe,
@@ -40,10 +42,9 @@ def image_upscale(
     guidance: Annotated[float, Param(ge=0, le=30, description="Classifier-free guidance.")] = 9.0,
     noise_level: Annotated[int, Param(ge=0, le=350, description=(
         "Noise added to the low-res input; more lets the model invent more detail."))] = 20,
-    seed: Annotated[int, Param(ge=0, le=MAX_SEED)] = 0,
-    model: Annotated[str, Param(min_length=1, max_length=500,
-                                description="Hub id or local folder.")] = X4_UPSCALER,
-    revision: Annotated[str | None, Param(max_length=200, description="Hub revision.")] = None,
+    seed: Seed = 0,
+    model: Model = X4_UPSCALER,
+    revision: Revision = None,
 ) -> Image:
     """Upscale by 2 or 4. ``lanczos`` resamples (Lanczos-3, like PIL's). ``diffusion`` runs
     the Stable Diffusion x4 upscaler, guided by the optional prompt; it is natively x4, so
