@@ -10,7 +10,7 @@ import pytest
 from PIL import Image as PILImage
 from streamlit.testing.v1 import AppTest
 
-from graphkit.api import Graph
+from graphkit.api import Graph, default_scheduler
 from graphkit.editor import launch
 from graphkit.editor.files import load_session
 from graphkit.editor.session import AUTOSAVE_NAME, WORKSPACE_ENV
@@ -21,6 +21,7 @@ APP = str(Path(__file__).resolve().parent.parent / "graphkit" / "editor" / "app.
 
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graphs_dir: Path) -> Path:
+    default_scheduler().cache.clear()  # the app runs on the process cache: start it cold
     ws = tmp_path / "ws"
     launch.prepare_workspace(ws, graphs_dir / "mask_composite.json")
     monkeypatch.setenv(WORKSPACE_ENV, str(ws))
