@@ -291,15 +291,20 @@ def test_cancel_stops_a_background_run(doc: GraphDoc, graphs_dir: Path, tmp_path
 def test_a_node_stopped_by_cancel_is_not_left_running() -> None:
     from graphkit.editor.runner import RunRecord
     from graphkit.editor.runview import status_words
-    from graphkit.events import NodeProgress, NodeStarted
+    from graphkit.events import NodeCancelled, NodeProgress, NodeStarted
 
     record = RunRecord(graph_json="{}")
     record(NodeStarted("r", "gen", "sdxl.text2image"))
     record(NodeProgress("r", "gen", 2, 50))
-    record.control.cancel()
+    record(NodeCancelled("r", "gen", "sdxl.text2image", 0.5))  # as the scheduler emits it
     record.settle()
     status = record.snapshot()["gen"]
     assert status.state == "cancelled" and status_words(status) == "cancelled at step 2/50"
+
+    crashed = RunRecord(graph_json="{}")  # a run that raised: no last event for the node
+    crashed(NodeStarted("r", "gen", "sdxl.text2image"))
+    crashed.settle()
+    assert crashed.snapshot()["gen"].state == "failed"
 
 
 def _diffusion_registered() -> bool:

@@ -14,6 +14,7 @@ from graphkit.errors import GraphError
 from graphkit.events import (
     Event,
     NodeCached,
+    NodeCancelled,
     NodeFailed,
     NodeFinished,
     NodeProgress,
@@ -73,6 +74,8 @@ class RunRecord:
                 status.state, status.message = "failed", event.error
             elif isinstance(event, NodeSkipped):
                 status.state, status.message = "skipped", event.because
+            elif isinstance(event, NodeCancelled):
+                status.state = "cancelled"
 
     @property
     def running(self) -> bool:
@@ -109,13 +112,13 @@ class RunRecord:
                 f"in {fin.seconds:.2f} s")
 
     def settle(self) -> None:
-        """The run is over: a node still marked running was stopped part way (cancelled)."""
-        cancelled = self.control.cancelled or bool(self.result and self.result.cancelled)
+        """The run is over: a node still marked running never got its last event (the run
+        itself raised), so it is shown as failed."""
         with self._lock:
             for status in self.nodes.values():
                 if status.state == "running":
-                    status.state = "cancelled" if cancelled else "failed"
-                    status.message = "" if cancelled else "the run stopped before it finished"
+                    status.state = "failed"
+                    status.message = "the run stopped before it finished"
 
     def snapshot(self) -> dict[str, NodeStatus]:
         """A copy of the per-node statuses (safe to read while the run goes on)."""
