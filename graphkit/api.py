@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,6 +32,7 @@ from graphkit.graph import (
     save_doc,
 )
 from graphkit.limits import limits
+from graphkit.overrides import parse_value, split_override
 from graphkit.registry import Registry, registry
 from graphkit.scheduler import RunResult, Scheduler
 from graphkit.validate import Checked, check
@@ -112,21 +112,15 @@ class Graph:
         self._entry(node_id).inputs[port] = src
 
     def apply_overrides(self, overrides: Iterable[str]) -> None:
-        """Apply ``NODE.PARAM=VALUE`` settings; VALUE is JSON, or a plain string."""
+        """Apply ``NODE.PARAM=VALUE`` settings; see ``graphkit.overrides.parse_value``."""
         for item in overrides:
-            target, sep, raw = item.partition("=")
-            node_id, dot, name = target.partition(".")
-            if not sep or not dot or not node_id or not name:
-                raise GraphError([problem("override", f"override '{item}' must look like "
-                                          "NODE.PARAM=VALUE")])
+            node_id, name, raw = split_override(item)
             if node_id not in self.doc.nodes:
                 raise GraphError([problem("override", "no such node in the graph", node_id,
                                           name)])
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
-                value = raw
-            self.set_param(node_id, name, value)
+            spec = self.registry.get(self.doc.nodes[node_id].type)
+            param = spec.params.get(name) if spec is not None else None
+            self.set_param(node_id, name, parse_value(raw, param.schema if param else None))
 
     def _entry(self, node_id: str) -> NodeEntry:
         try:
