@@ -42,7 +42,7 @@ class RunControl:
         self._event.clear()
 
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}", re.ASCII)
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Sandbox:
         """A path for a new output file inside the output folder."""
         if self.out_dir is None:
             raise NodeInputError(field_name, "this run has no output folder")
-        if not _SAFE_NAME.match(name) or ".." in name:
+        if not _SAFE_NAME.fullmatch(name) or ".." in name:
             raise NodeInputError(field_name, f"output name '{name}' must be a plain file name "
                                  "(letters, digits, '_', '-', '.'; no folders)")
         self.out_dir.mkdir(parents=True, exist_ok=True)

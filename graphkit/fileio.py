@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
+_TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]+\.tmp", re.ASCII | re.DOTALL)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -41,7 +41,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def is_temp_file(path: Path) -> bool:
     """Whether ``path`` is the temporary file of an atomic write (maybe left by a killed one)."""
-    return bool(_TEMP_NAME.match(Path(path).name))
+    return _TEMP_NAME.fullmatch(Path(path).name) is not None
 
 
 def remove_stale_temps(folder: Path, older_than_s: float = 3600.0) -> list[Path]:

@@ -16,10 +16,14 @@ from graphkit.errors import GraphError, Problem, problem
 from graphkit.fileio import atomic_write_text
 
 FORMAT = "graphkit/1"
-NODE_ID = r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$"
+# Names from files are matched whole (fullmatch) and in ASCII only: an anchored ``$`` would
+# let a trailing newline through, and ``\d``/``\w`` accept non-ASCII digits and letters.
+_ID = r"[A-Za-z_][A-Za-z0-9_\-]{0,63}"
+NODE_ID = rf"\A{_ID}\Z"  # a pattern string, whole-text however it is applied
+NODE_ID_RE = re.compile(_ID, re.ASCII)
 MAX_DEPTH = 64  # nesting levels of JSON a graph file may use
 _SURROGATE = re.compile("[\ud800-\udfff]")
-PORT_REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_\-]{0,63})\.([A-Za-z_][A-Za-z0-9_]*)$")
+PORT_REF = re.compile(rf"({_ID})\.([A-Za-z_][A-Za-z0-9_]*)", re.ASCII)
 
 
 class NodeEntry(BaseModel):
@@ -246,9 +250,14 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+def is_node_id(text: str) -> bool:
+    """Whether ``text`` is a valid node id: ASCII letters, digits, '_' or '-', at most 64."""
+    return NODE_ID_RE.fullmatch(text) is not None
+
+
 def split_ref(ref: str) -> tuple[str, str] | None:
     """``"node.port"`` into (node, port), or None when it is not of that shape."""
-    match = PORT_REF.match(ref)
+    match = PORT_REF.fullmatch(ref)
     return (match.group(1), match.group(2)) if match else None
 
 

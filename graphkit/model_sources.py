@@ -23,7 +23,7 @@ from graphkit.tinymodels import TINY_MODEL_IDS, tiny_path, write_tiny_models
 
 DEFAULT_TINY_DIR = "~/.cache/graphkit/tiny-models"
 PROBE_TIMEOUT_S = 3.0
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", re.ASCII)  # matched whole
 MODEL_DIRS_ENV = "GRAPHKIT_MODEL_DIRS"
 _FIX = (
     "connect to the network, set HF_HOME to a cache that has it, pass a local folder path, "
@@ -90,8 +90,8 @@ class ModelLocator:
     def resolve(self, model: str | ModelRef, probe: str = "model_index.json") -> Resolved:
         """Find where ``model`` comes from, or raise :class:`ModelError` (fast)."""
         ref = ModelRef.of(model)
-        name = ref.id.strip()
-        if not name:
+        name = ref.id
+        if not name.strip():
             raise ModelError("empty model name; pass a hub id like 'owner/name' or a folder")
         if self.profile == "tiny" and name in TINY_MODEL_IDS:
             if not self._tiny_written:
@@ -121,7 +121,7 @@ class ModelLocator:
                 f"model '{name}' not found: the folder {path.absolute()} {what}; pass a "
                 f"folder in the save_pretrained layout or a hub id like 'owner/name'"
             )
-        if not _HUB_ID.match(name):
+        if not _HUB_ID.fullmatch(name):
             raise ModelError(
                 f"model '{name}' not found: there is no folder of that name and it is not a "
                 f"hub id like 'owner/name'"

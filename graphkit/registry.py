@@ -17,8 +17,18 @@ from pydantic.fields import FieldInfo
 from graphkit.types import PLAIN_TYPES, PortType, is_port_annotation, port_type
 
 ENTRY_POINT_GROUP = "graphkit.nodes"
-_TYPE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+# matched whole (fullmatch), ASCII only: no ``$`` (a trailing newline) and no ``\d``
+_TYPE_ID = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+", re.ASCII)
+_SEMVER = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)", re.ASCII)
+
+
+def parse_semver(version: str) -> tuple[int, int, int] | None:
+    """``"1.2.3"`` -> (1, 2, 3); None unless the whole text is plain ASCII semver."""
+    match = _SEMVER.fullmatch(version)
+    if match is None:
+        return None
+    major, minor, patch = (int(g) for g in match.groups())
+    return major, minor, patch
 
 
 def Param(default: Any = ..., **kwargs: Any) -> Any:  # noqa: N802 - reads like a type
@@ -193,9 +203,9 @@ def build_spec(
     output_node: bool,
 ) -> NodeSpec:
     """Read a node function's signature into a NodeSpec."""
-    if not _TYPE_ID.match(type_id):
+    if not _TYPE_ID.fullmatch(type_id):
         raise RegistryError(f"node type id '{type_id}' must look like 'family.name'")
-    if not _SEMVER.match(version):
+    if parse_semver(version) is None:
         raise RegistryError(f"node '{type_id}': version '{version}' is not semver (1.2.3)")
     hints = typing.get_type_hints(func, include_extras=True)
     sig = inspect.signature(func)

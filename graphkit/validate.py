@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,13 +10,10 @@ import networkx as nx
 from pydantic import ValidationError
 
 from graphkit.errors import Problem, problem
-from graphkit.graph import NODE_ID, GraphDoc, split_ref
+from graphkit.graph import GraphDoc, is_node_id, split_ref
 from graphkit.limits import Limits
-from graphkit.registry import NodeSpec, Registry
+from graphkit.registry import NodeSpec, Registry, parse_semver
 from graphkit.types import can_connect
-
-_NODE_ID = re.compile(NODE_ID)
-_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
 
 @dataclass
@@ -52,7 +48,7 @@ def check(doc: GraphDoc, reg: Registry, limits: Limits | None = None) -> Checked
         return Checked({}, [], [problem("limit", msg, field="nodes")])
     resolved: dict[str, ResolvedNode] = {}
     for node_id, entry in doc.nodes.items():
-        if not _NODE_ID.match(node_id):
+        if not is_node_id(node_id):
             msg = "node ids are letters, digits, '_' or '-', starting with a letter or '_'"
             problems.append(problem("node_id", msg, node=node_id))
             continue
@@ -103,11 +99,11 @@ def _unknown_type(node_id: str, type_id: str, pack: str | None, reg: Registry) -
 def _version_problem(node_id: str, version: str | None, spec: NodeSpec) -> Problem | None:
     if version is None:
         return None
-    match = _SEMVER.match(version)
-    if not match:
+    parsed = parse_semver(version)
+    if parsed is None:
         return problem("version", f"version '{version}' is not of the form 1.2.3", node_id,
                        "version")
-    if int(match.group(1)) != spec.major:
+    if parsed[0] != spec.major:
         return problem(
             "version",
             f"saved with '{spec.type_id}' {version}, but {spec.version} is installed; "

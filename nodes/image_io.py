@@ -67,6 +67,8 @@ def _sniff(file: Path) -> str:
 def image_save(
     ctx: RunContext,
     image: Image,
+    # pydantic matches patterns with Rust's regex, where '$' is the end of the text (no
+    # newline before it) and the classes are ASCII; the JSON Schema keeps the portable form.
     name: Annotated[str, Param(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,100}$",
                                description="File name without extension; PNG is written "
                                            "into the run's output folder.")] = "image",

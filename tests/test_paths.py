@@ -221,3 +221,29 @@ def test_model_dir_option_of_check_and_run(
     code = cli.main(["check", str(path), "--model-dir", str(tmp_path / "models")])
     out = capsys.readouterr().out
     assert code == 0 and f"model {model}: local: {model}" in out
+
+
+@pytest.mark.parametrize("name", ["image\n", "image\r", "out\u0663", "a\n.png"])
+def test_output_names_are_whole_ascii_matches(tmp_path: Path, name: str) -> None:
+    with pytest.raises(NodeInputError, match="plain file name"):
+        Sandbox([], tmp_path / "out").output_file(name, ".png")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.usefixtures("no_model_dirs")
+@pytest.mark.parametrize("name", ["owner/name\n", "owner/n\u00e4me", "\u0661owner/name",
+                                  "owner/name\r\n"])
+def test_hub_ids_are_whole_ascii_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         name: str) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    mgr = ModelManager(profile="hub", tiny_root=tmp_path / "tiny", device="cpu")
+    with pytest.raises(ModelError, match="not a hub id"):
+        mgr.resolve(name)
+
+
+def test_temp_file_names_are_whole_matches() -> None:
+    from graphkit.fileio import is_temp_file
+
+    assert is_temp_file(Path(".g.json.abc123.tmp"))
+    assert not is_temp_file(Path(".g.json.abc123.tmp\n"))
+    assert not is_temp_file(Path(".g.json.\u0661\u0662.tmp"))

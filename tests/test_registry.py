@@ -271,3 +271,15 @@ def test_type_from_missing_pack_names_the_pack() -> None:
     assert "'fancy_nodes'" in gen.message and "not installed" in gen.message
     assert "does not declare" in problems["other"].message
     assert "no installed node pack" in problems["plain"].message
+
+
+@pytest.mark.parametrize("type_id", ["demo.x\n", "demo.x\r\n"])
+def test_type_id_with_trailing_newline_rejected(type_id: str) -> None:
+    with pytest.raises(RegistryError, match="family.name"):
+        node(type_id, into=Registry())(lambda: None)
+
+
+@pytest.mark.parametrize("version", ["1.0.0\n", "\u0661.0.0", "1.\uff10.0"])
+def test_semver_is_ascii_and_whole(version: str) -> None:
+    with pytest.raises(RegistryError, match="semver"):
+        node("demo.x", version=version, into=Registry())(lambda: None)

@@ -225,3 +225,37 @@ def test_examples_validate(graphs_dir: Any) -> None:
         doc = doc_from_raw(parse_json(path.read_text()))
         assert validate(doc, registry()) == [], path.name
         assert json.loads(path.read_text())["format"] == "graphkit/1"
+
+
+@pytest.mark.parametrize("node_id", ["a\n", "gen\n", "x\r", "gen\u0663", "\u0661a"])
+def test_node_ids_are_ascii_and_whole(toy: Toy, node_id: str) -> None:
+    """A trailing newline or a non-ASCII digit does not slip through an anchored pattern."""
+    problems = problems_of(toy, {node_id: GOOD, "out": {"type": "toy.sink",
+                                                       "inputs": {"image": f"{node_id}.image"}}})
+    assert ("node_id", node_id) in {(p.code, p.node) for p in problems}
+
+
+@pytest.mark.parametrize("ref", ["good.image\n", "good.image\r\n", "good\n.image",
+                                 "good.imag\u0665"])
+def test_links_are_whole_ascii_matches(toy: Toy, ref: str) -> None:
+    problems = problems_of(toy, {"good": GOOD, "out": {"type": "toy.sink",
+                                                       "inputs": {"image": ref}}})
+    assert [(p.code, p.node, p.field) for p in problems] == [("bad_link", "out", "image")]
+
+
+@pytest.mark.parametrize("version", ["1.0.0\n", "\u0661.0.0", "1.0.\u0660", "\uff11.0.0",
+                                     "1.0.0 "])
+def test_saved_versions_are_plain_ascii_semver(toy: Toy, version: str) -> None:
+    problems = problems_of(toy, {"good": {**GOOD, "version": version}, "out": OUT})
+    assert [(p.code, p.node, p.field) for p in problems] == [("version", "good", "version")]
+    assert "1.2.3" in problems[0].message
+
+
+@pytest.mark.parametrize("name", ["image\n", "image\r\n", "imag\u00e9", "out\u0663"])
+def test_save_names_are_whole_ascii_matches(name: str) -> None:
+    doc = GraphDoc.model_validate({"nodes": {
+        "m": {"type": "mask.region", "params": {"width": 8, "height": 8}},
+        "i": {"type": "mask.to_image", "inputs": {"mask": "m.mask"}},
+        "s": {"type": "image.save", "params": {"name": name}, "inputs": {"image": "i.image"}}}})
+    (p,) = validate(doc, registry())
+    assert (p.code, p.node, p.field) == ("bad_param", "s", "name")

@@ -11,11 +11,10 @@ import re
 from typing import Any
 
 from graphkit.errors import GraphError, problem
-from graphkit.graph import NODE_ID, GraphDoc, NodeEntry, split_ref
+from graphkit.graph import GraphDoc, NodeEntry, is_node_id, split_ref
 from graphkit.registry import Registry
 from graphkit.types import PortType, can_connect
 
-_NODE_ID = re.compile(NODE_ID)
 _NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_\-]+")
 
 
@@ -34,10 +33,10 @@ def unique_id(doc: GraphDoc, base: str) -> str:
     """A valid node id not used in ``doc``, derived from ``base`` (a type id or an old id)."""
     stem = base.rsplit(".", 1)[-1] if "." in base else base
     stem = _NOT_ID_CHAR.sub("_", stem).strip("_-") or "node"
-    if not re.match(r"^[A-Za-z_]", stem):
+    if not re.match(r"[A-Za-z_]", stem, re.ASCII):
         stem = f"n_{stem}"
     stem = stem[:56]
-    match = re.match(r"^(.*?)_(\d+)$", stem)
+    match = re.fullmatch(r"(.*?)_([0-9]+)", stem, re.ASCII)
     root, n = (match.group(1), int(match.group(2))) if match else (stem, 1)
     candidate = stem
     while candidate in doc.nodes:
@@ -199,7 +198,7 @@ def disconnect(doc: GraphDoc, node_id: str, port: str) -> None:
 
 
 def _check_new_id(doc: GraphDoc, node_id: str) -> None:
-    if not _NODE_ID.match(node_id):
+    if not is_node_id(node_id):
         _refuse("node_id", "node ids are letters, digits, '_' or '-', starting with a letter "
                 "or '_' (at most 64)", node_id, "id")
     if node_id in doc.nodes:
