@@ -257,12 +257,35 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from graphkit.graph import doc_from_raw, dumps_doc, parse_json
     from graphkit.pngmeta import read_graph_text, read_info
 
-    print(read_graph_text(args.file), end="")
-    if args.info:
-        print(json.dumps(read_info(args.file), indent=2, sort_keys=True))
+    try:  # only a graph is printed: other text in the chunk is refused, not echoed
+        doc = doc_from_raw(parse_json(read_graph_text(args.file)))
+    except GraphError as exc:
+        exc.source = str(args.file)
+        raise
+    if not args.info:
+        print(_terminal_safe(dumps_doc(doc)), end="")
+        return EXIT_OK
+    shown = {"graph": json.loads(dumps_doc(doc)), "info": read_info(args.file)}
+    print(_terminal_safe(json.dumps(shown, indent=2, ensure_ascii=False)))
     return EXIT_OK
+
+
+def _terminal_safe(json_text: str) -> str:
+    """JSON text with every non-printable character inside its strings written as an escape,
+    so text from a file cannot reach the terminal as control sequences."""
+    if json_text.replace("\n", "").isprintable():
+        return json_text
+    out = []
+    for char in json_text:
+        if char.isprintable() or char == "\n":
+            out.append(char)
+        else:  # outside strings JSON has only ASCII structure and newlines
+            units = char.encode("utf-16-be")
+            out += [f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)]
+    return "".join(out)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

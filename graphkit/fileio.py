@@ -11,11 +11,42 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 _TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]+\.tmp", re.ASCII | re.DOTALL)
+
+
+class NotRegularFileError(OSError):
+    """A path names a folder, a FIFO, a device or a socket where a file was expected."""
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+          (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for binary reading if it is a regular file; NotRegularFileError if not.
+
+    Opening never waits: a FIFO with no writer, or a terminal, is opened non-blocking and
+    refused after a look at what was opened (no race between checking and opening).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+            raise NotRegularFileError(f"it is {kind}, not a regular file")
+        if flags & getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from graphkit.errors import GraphError, Problem, problem
-from graphkit.fileio import atomic_write_text
+from graphkit.fileio import atomic_write_text, open_regular
 
 FORMAT = "graphkit/1"
 # Names from files are matched whole (fullmatch) and in ASCII only: an anchored ``$`` would
@@ -269,7 +269,7 @@ def load_doc(path: Path, max_bytes: int = 16 * 1024 * 1024) -> GraphDoc:
         if size > max_bytes:
             raise GraphError([problem("limit", f"file is {size} bytes; the limit is {max_bytes} "
                                      "(GRAPHKIT_LIMIT_MAX_GRAPH_BYTES)")])
-        with path.open("rb") as handle:  # bounded: /dev/zero or a growing file stop here
+        with open_regular(path) as handle:  # bounded: a growing file stops here
             data = handle.read(max_bytes + 1)
         if len(data) > max_bytes:
             raise GraphError([problem("limit", f"file is larger than {max_bytes} bytes "

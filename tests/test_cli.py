@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,10 +26,11 @@ def own_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(graphkit.api, "_SCHEDULER", Scheduler())
 
 
-def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``python -m graphkit`` in a subprocess."""
     return subprocess.run([sys.executable, "-m", "graphkit", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
 
 
 def call(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
@@ -57,10 +59,9 @@ def test_run_subprocess_json_report_show_and_rerun_png(graphs_dir: Path, tmp_pat
         assert Path(file).is_file() and Path(file).parent.resolve() == out.resolve()
     shown = cli("show", out / "composite.png", "--info")
     assert shown.returncode == 0, shown.stderr
-    graph_text, _, info = shown.stdout.partition("\n}\n")
-    graph = json.loads(graph_text + "\n}\n")
-    assert set(graph["nodes"]) == set(names)
-    assert json.loads(info)["versions"]["graphkit"]
+    document = json.loads(shown.stdout)  # one JSON document: the graph and the run info
+    assert set(document["graph"]["nodes"]) == set(names)
+    assert document["info"]["versions"]["graphkit"]
     again = cli("run", out / "composite.png", "--out", tmp_path / "again",
                 "--input", graphs_dir, "--json")
     assert again.returncode == 0, again.stderr
@@ -321,3 +322,28 @@ def test_models_tiny_then_check_finds_every_model(
     assert set(report["models"]) == {"facebook/sam-vit-base",
                                      "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"}
     assert all(where.startswith("tiny: ") for where in report["models"].values())
+
+
+@pytest.mark.parametrize("name", ["graph.json", "image.png"])
+@pytest.mark.parametrize("command", ["validate", "show", "check", "run"])
+def test_fifo_as_graph_path_is_refused_not_waited_on(
+    tmp_path: Path, name: str, command: str
+) -> None:
+    """A FIFO (or any non-regular file) is refused at once; nobody ever writes to this one."""
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    try:
+        proc = cli(command, fifo, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"graphkit {command} waited on a FIFO")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "not a regular file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_folder_as_graph_path_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                          ) -> None:
+    for name in ("folder.json", "folder.png"):
+        (tmp_path / name).mkdir()
+        code, _, err = call(capsys, "validate", tmp_path / name)
+        assert code == 2 and err.count("\n") == 1 and "not a regular file" in err

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-from PIL import Image as PILImage
 
 from graphkit.errors import GraphError, problem
 from graphkit.fileio import atomic_write_text
 from graphkit.graph import GraphDoc, doc_from_raw, dumps_doc, load_doc, parse_json
 from graphkit.imaging import pixels_to_pil
-from graphkit.pngmeta import GRAPH_KEY, encode_png, run_info
+from graphkit.pngmeta import encode_png, graph_text_from_bytes, read_graph_text, run_info
 
 MAX_UPLOAD = 16 * 1024 * 1024
 SESSION_FORMAT = "graphkit-editor-session/1"
@@ -46,7 +43,12 @@ def open_path(path: Path) -> Opened:
     """A graph file or a graphkit PNG on disk."""
     path = Path(path).resolve()
     if path.suffix.lower() == ".png":
-        return Opened(doc_from_png(path.read_bytes(), path.name), path.parent, path.name)
+        text = read_graph_text(path)
+        try:
+            return Opened(doc_from_raw(parse_json(text)), path.parent, path.name)
+        except GraphError as exc:
+            exc.source = path.name
+            raise
     return Opened(load_doc(path), path.parent, path.name)
 
 
@@ -67,19 +69,8 @@ def open_upload(name: str, data: bytes, base_dir: Path) -> Opened:
 
 
 def doc_from_png(data: bytes, name: str = "image") -> GraphDoc:
-    """The graph a graphkit PNG carries."""
-    try:
-        with PILImage.open(io.BytesIO(data)) as img:
-            if img.format != "PNG":
-                raise GraphError([problem("png", f"not a PNG image ({img.format})")], name)
-            text = dict(getattr(img, "text", {}) or {})
-    except GraphError:
-        raise
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise GraphError([problem("png", f"cannot read PNG: {exc}")], name) from None
-    if GRAPH_KEY not in text:
-        raise GraphError([problem("png", "this PNG carries no graphkit graph")], name)
-    return doc_from_raw(parse_json(text[GRAPH_KEY]))
+    """The graph a graphkit PNG carries (read as the CLI reads it: no pixels decoded)."""
+    return doc_from_raw(parse_json(graph_text_from_bytes(data, name)))
 
 
 def image_png(pixels: object, graph_json: str, node_id: str) -> bytes:
