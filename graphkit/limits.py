@@ -82,7 +82,8 @@ class Limits:
                                  "(GRAPHKIT_LIMIT_MAX_UPSCALED_PIXELS)")
 
     def check_image(self, field: str, width: int, height: int, what: str = "image") -> None:
-        """Raise NodeInputError when an image at run time is too large."""
+        """Raise NodeInputError when an image at run time (one read, or one a node is about
+        to make) is too large; call it before allocating."""
         from graphkit.context import NodeInputError
 
         if width > self.max_side or height > self.max_side:

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from graphkit import Image, Param, node
 from graphkit.context import NodeInputError
+from graphkit.limits import limits
 from graphkit.types import Mask
 
 MAX_SIDE = 16384
@@ -21,6 +22,11 @@ def image_resize(
 ) -> Image:
     """Resize to width x height; a side set to 0 follows the other's aspect ratio."""
     w, h = _target_size(image.width, image.height, width, height)
+    derived = "height" if height == 0 else "width"  # the side computed here, if any
+    what = (f"the resized image ({image.width}x{image.height} to "
+            f"{'width' if derived == 'height' else 'height'} {width or height}, keeping the "
+            "aspect ratio)" if 0 in (width, height) else "the resized image")
+    limits().check_image(derived, w, h, what)  # before anything is allocated
     pixels = _resize(image.pixels, w, h, method)
     return Image(pixels.clamp(0, 1))
 

@@ -86,6 +86,8 @@ def _interpolate(ctx: RunContext, pipe: Any, prompt: Prompt, text_weight: float,
         out = pipe(prompt.text, num_inference_steps=steps, guidance_scale=guidance,
                    generator=generator, callback_on_step_end=report)
         parts.append(out.image_embeds * (text_weight / total_weight))
+    for name, (im, _weight) in zip(("image_a", "image_b"), images, strict=False):
+        clip_size(im.pixels, pipe, name)  # checked before the first pipeline call
     with torch.no_grad():
         for im, weight in images:
             pixels = clip_pixels(im.pixels, pipe)
@@ -101,6 +103,22 @@ def _interpolate(ctx: RunContext, pipe: Any, prompt: Prompt, text_weight: float,
     return ImageEmbeds(positive, negative.expand(batch, -1).contiguous(), SPACE)
 
 
+def clip_size(pixels: torch.Tensor, pipe: Any, field: str = "image") -> tuple[int, int]:
+    """(height, width) the CLIP processor resizes an image to (shortest side to its size),
+    checked against the limits: a thin image would grow very long."""
+    from graphkit.limits import limits
+
+    proc = pipe.image_processor
+    size = proc.size.get("shortest_edge") or min(proc.size.values())
+    crop_h, crop_w = proc.crop_size["height"], proc.crop_size["width"]
+    h, w = pixels.shape[-2:]
+    scale = size / min(h, w)
+    nh, nw = max(crop_h, round(h * scale)), max(crop_w, round(w * scale))
+    limits().check_image(field, nw, nh, f"the image resized for CLIP ({w}x{h} with its "
+                         f"shortest side to {size})")
+    return nh, nw
+
+
 def clip_pixels(pixels: torch.Tensor, pipe: Any) -> torch.Tensor:
     """[0, 1] images prepared for the prior's CLIP image encoder, without leaving the device.
 
@@ -109,12 +127,9 @@ def clip_pixels(pixels: torch.Tensor, pipe: Any) -> torch.Tensor:
     """
     proc = pipe.image_processor
     encoder = pipe.image_encoder
-    size = proc.size.get("shortest_edge") or min(proc.size.values())
     crop_h, crop_w = proc.crop_size["height"], proc.crop_size["width"]
+    nh, nw = clip_size(pixels, pipe)
     x = pixels.to(device=encoder.device, dtype=torch.float32)
-    h, w = x.shape[-2:]
-    scale = size / min(h, w)
-    nh, nw = max(crop_h, round(h * scale)), max(crop_w, round(w * scale))
     x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
     top, left = (nh - crop_h) // 2, (nw - crop_w) // 2
     x = x[:, :, top:top + crop_h, left:left + crop_w].clamp(0, 1)

@@ -70,7 +70,7 @@ def _preprocess(pixels: torch.Tensor, proc: Any) -> tuple[torch.Tensor, tuple[in
     pad_h, pad_w = _size(proc.pad_size, "height"), _size(proc.pad_size, "width")
     h, w = pixels.shape[-2:]
     scale = longest / max(h, w)
-    new_h, new_w = int(h * scale + 0.5), int(w * scale + 0.5)
+    new_h, new_w = max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
     x = F.interpolate(pixels.float(), size=(new_h, new_w), mode="bilinear",
                       align_corners=False, antialias=True).clamp(0, 1)
     mean = torch.tensor(proc.image_mean, device=x.device).view(1, 3, 1, 1)

@@ -308,3 +308,34 @@ def test_missing_model_is_a_one_line_user_error(manager, tmp_path, capsys) -> No
     assert code == 2
     assert len(err) == 1
     assert "node 'gen'" in err[0] and "'model'" in err[0] and "nobody/no-such-model" in err[0]
+
+
+def _thin_image(g: Graph, width: int, height: int) -> None:
+    g.add_node("region", "mask.region", {"width": width, "height": height,
+                                         "box": [0, 0, width, height]})
+    g.add_node("thin", "mask.to_image", {}, {"mask": "region.mask"})
+
+
+def test_prior_refuses_an_image_whose_clip_resize_would_be_huge(manager, scheduler,
+                                                                 tmp_path) -> None:
+    """CLIP resizes the shortest side up: a 1x2048 image would become 32x65536."""
+    g = Graph(base_dir=tmp_path)
+    _thin_image(g, 1, 2048)
+    g.add_node("prompt", "text.prompt", {"text": "x"})
+    g.add_node("prior", "kandinsky.prior", {"steps": 2},
+               {"prompt": "prompt.prompt", "image_a": "thin.image"})
+    _saving(g, "thin")
+    result = g.run(tmp_path, targets=["prior"], scheduler=scheduler)
+    field, message = result.user_errors["prior"]
+    assert field == "image_a" and "GRAPHKIT_LIMIT_MAX_SIDE" in message and "65536" in message
+
+
+def test_sam_on_a_one_pixel_high_image_gives_a_mask(manager, scheduler, tmp_path) -> None:
+    """Scaling the longest side to SAM's size rounds the other one to at least 1 pixel."""
+    g = Graph(base_dir=tmp_path)
+    _thin_image(g, 2048, 1)
+    g.add_node("mask", "sam.mask", {"points": [[10, 0, 1]]}, {"image": "thin.image"})
+    _saving(g, "thin")
+    result = g.run(tmp_path, targets=["mask"], scheduler=scheduler)
+    assert result.ok, result.failed
+    assert tuple(result.value("mask").alpha.shape) == (1, 1, 1, 2048)

@@ -252,3 +252,91 @@ def test_lowered_pixel_limit_applies_to_loaded_images(
     limit(monkeypatch, "MAX_PIXELS", 9999)
     code, err = run_cli(load_graph(tmp_path), tmp_path / "out", capsys)
     assert code == 2 and "the limit is 9999 (GRAPHKIT_LIMIT_MAX_PIXELS)" in err
+
+
+# --- sizes a node computes are checked before anything is allocated -----------------------
+
+def resize_graph(folder: Path, width: int, height: int) -> Path:
+    return write_graph(folder, {
+        "load": {"type": "image.load", "params": {"path": "in.png"}},
+        "r": {"type": "image.resize", "params": {"width": width, "height": height},
+              "inputs": {"image": "load.image"}},
+        "save": {"type": "image.save", "inputs": {"image": "r.image"}}})
+
+
+@pytest.mark.parametrize(("size", "width", "height", "field", "shown"), [
+    ((1, 64), 64, 0, "height", "64x4096"),  # a thin image, width set: height follows
+    ((64, 1), 0, 64, "width", "4096x64"),
+])
+def test_resize_keeping_aspect_checks_the_computed_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    size: tuple[int, int], width: int, height: int, field: str, shown: str
+) -> None:
+    PILImage.new("RGB", size, "red").save(tmp_path / "in.png")
+    limit(monkeypatch, "MAX_SIDE", 1024)
+    path = resize_graph(tmp_path, width, height)
+    assert validate_cli(path, capsys)[0] == 0  # nothing to see before the image is known
+    code, err = run_cli(path, tmp_path / "out", capsys)
+    assert code == 2, err
+    assert f"node 'r' (image.resize) '{field}'" in err and shown in err
+    assert "GRAPHKIT_LIMIT_MAX_SIDE" in err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_resize_checks_the_computed_pixel_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    PILImage.new("RGB", (10, 20), "red").save(tmp_path / "in.png")
+    limit(monkeypatch, "MAX_PIXELS", 500_000)
+    code, err = run_cli(resize_graph(tmp_path, 600, 0), tmp_path / "out", capsys)
+    assert code == 2 and "600x1200 = 720000 pixels; the limit is 500000" in err
+    assert "node 'r' (image.resize) 'height'" in err
+
+
+def test_resize_of_a_whole_size_never_allocates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's case: 1x64 resized to width 8192 would be 8192x524288 (51 GB)."""
+    import torch
+
+    from graphkit.context import NodeInputError
+    from graphkit.types import Image
+    from nodes import image_ops
+
+    def no_resize(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the resize was attempted")
+
+    monkeypatch.setattr(image_ops, "_resize", no_resize)
+    with pytest.raises(NodeInputError) as err:
+        image_ops.image_resize(Image(torch.zeros(1, 3, 64, 1)), width=8192, height=0)
+    assert err.value.field == "height" and "8192x524288" in err.value.message
+
+
+def test_upscale_output_side_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    PILImage.new("RGB", (300, 10), "red").save(tmp_path / "in.png")
+    limit(monkeypatch, "MAX_SIDE", 1000)
+    code, err = run_cli(load_graph(tmp_path, scale=4), tmp_path / "out", capsys)
+    assert code == 2 and "node 'up' (image.upscale) 'scale'" in err
+    assert "1200x40" in err and "GRAPHKIT_LIMIT_MAX_SIDE" in err
+
+
+def test_diffusion_x2_checks_its_x4_intermediate_before_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """x2 with the diffusion upscaler runs at x4 first: that size is what is checked."""
+    from graphkit import models
+
+    PILImage.new("RGB", (40, 30), "red").save(tmp_path / "in.png")
+    path = write_graph(tmp_path, {
+        "load": {"type": "image.load", "params": {"path": "in.png"}},
+        "up": {"type": "image.upscale", "params": {"scale": 2, "method": "diffusion"},
+               "inputs": {"image": "load.image"}},
+        "save": {"type": "image.save", "inputs": {"image": "up.image"}}})
+    limit(monkeypatch, "MAX_UPSCALED_PIXELS", 80 * 60)
+    monkeypatch.setattr(models, "_MANAGER", None)
+    code, err = run_cli(path, tmp_path / "out", capsys)
+    assert code == 2 and "node 'up' (image.upscale) 'scale'" in err
+    assert "40x30 upscaled x4 is 19200 pixels" in err
+    assert "GRAPHKIT_LIMIT_MAX_UPSCALED_PIXELS" in err
+    assert models._MANAGER is None or models._MANAGER.load_count == 0
