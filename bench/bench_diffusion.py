@@ -209,8 +209,8 @@ def _full_sdxl_pipeline(tokenizer_dir: Path):
     scheduler = EulerAncestralDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
         timestep_spacing="trailing", steps_offset=1)
-    tok = CLIPTokenizer.from_pretrained(tokenizer_dir / "tokenizer")
-    tok2 = CLIPTokenizer.from_pretrained(tokenizer_dir / "tokenizer_2")
+    tok = CLIPTokenizer.from_pretrained(tokenizer_dir / "tokenizer", trust_remote_code=False)
+    tok2 = CLIPTokenizer.from_pretrained(tokenizer_dir / "tokenizer_2", trust_remote_code=False)
     return StableDiffusionXLPipeline(vae=vae, text_encoder=te1, text_encoder_2=te2,
                                      tokenizer=tok, tokenizer_2=tok2, unet=unet,
                                      scheduler=scheduler)

@@ -5,8 +5,10 @@ in the standard ``save_pretrained`` layout. With the ``tiny`` profile every defa
 maps to a tiny random-weight folder (see :mod:`graphkit.tinymodels`), written on first use.
 
 Loading always goes through the ordinary diffusers/transformers ``from_pretrained`` code,
-with ``use_safetensors=True`` (pickle weights only when ``allow_unsafe_weights``) and never
-with remote code. Pipelines of one checkpoint (text2image / image2image / inpaint) are made
+with ``use_safetensors=True`` (pickle weights only when ``allow_unsafe_weights``) and with
+``trust_remote_code=False`` said at every call, so no loader can ask on stdin; a folder that
+needs custom code is refused before any loader sees it (:mod:`graphkit.model_folders`).
+Pipelines of one checkpoint (text2image / image2image / inpaint) are made
 with ``from_pipe`` and share one copy of the weights.
 
 Budget: before a model is handed out it is made resident on the execution device; when the
@@ -33,6 +35,7 @@ from typing import Any, Literal
 import torch
 
 from graphkit.devices import default_dtype, host_device, pick_device
+from graphkit.model_folders import UNSAFE_WEIGHTS_ENV, refusal
 from graphkit.model_sources import (  # ModelError, ModelRef, Resolved: re-exported here
     _FIX,
     ModelError,
@@ -55,9 +58,6 @@ logging.getLogger("diffusers.models.modeling_utils").addFilter(_drop_empty_fp32_
 
 Task = Literal["text2image", "image2image", "inpaint"]
 TASKS: tuple[str, ...] = ("text2image", "image2image", "inpaint")
-
-UNSAFE_WEIGHTS_ENV = "GRAPHKIT_ALLOW_UNSAFE_WEIGHTS"
-_UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
 @dataclass
@@ -241,6 +241,17 @@ class ModelManager:
         """Folders a graph may name models inside (see :meth:`ModelLocator.model_dirs`)."""
         return self.locator.model_dirs()
 
+    def refusal(self, resolved: Resolved) -> str | None:
+        """Why a resolved model must not be loaded (custom code, pickle-only weights), or
+        None; for a hub model, what of its snapshot is in the local cache is looked at."""
+        if resolved.kind != "hub":
+            return refusal(resolved.model_id, Path(resolved.source),
+                           allow_unsafe_weights=self.allow_unsafe_weights)
+        snapshot = _hub_snapshot(resolved)
+        if snapshot is None:
+            return None
+        return refusal(resolved.model_id, snapshot, allow_unsafe_weights=True, complete=False)
+
     # --- loading --------------------------------------------------------------------
 
     def _entry(self, family: str, ref: ModelRef, probe: str, load) -> _Entry:
@@ -250,8 +261,9 @@ class ModelManager:
         if entry is not None:
             return entry
         resolved = self.resolve(ref, probe)
-        if resolved.kind != "hub" and not self.allow_unsafe_weights:
-            _refuse_pickle_only(ref.id, Path(resolved.source))
+        reason = self.refusal(resolved)
+        if reason:
+            raise ModelError(reason)
         kwargs = self._load_kwargs(ref, resolved, dtype)
         with _quiet_progress():
             try:
@@ -286,7 +298,7 @@ class ModelManager:
         return kwargs
 
     def _load_pipeline(self, cls: Any, resolved: Resolved, kwargs: dict) -> Any:
-        pipe = cls.from_pretrained(resolved.source, **kwargs)
+        pipe = cls.from_pretrained(resolved.source, trust_remote_code=False, **kwargs)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -319,10 +331,12 @@ class ModelManager:
     def _load_sam(self, resolved: Resolved, kwargs: dict) -> tuple[Any, Any]:
         from transformers import SamModel, SamProcessor
 
-        model = SamModel.from_pretrained(resolved.source, **kwargs).eval()
+        model = SamModel.from_pretrained(resolved.source, trust_remote_code=False,
+                                         **kwargs).eval()
         proc_kwargs = {k: v for k, v in kwargs.items()
                        if k in ("revision", "cache_dir", "local_files_only")}
-        processor = SamProcessor.from_pretrained(resolved.source, **proc_kwargs)
+        processor = SamProcessor.from_pretrained(resolved.source, trust_remote_code=False,
+                                                 **proc_kwargs)
         return model, processor
 
     def _sibling(self, entry: _Entry, task: str, task_class) -> Any:
@@ -505,25 +519,23 @@ def _move(entry: _Entry, device: torch.device) -> None:
         module.to(device)
 
 
-def _refuse_pickle_only(model_id: str, folder: Path) -> None:
-    """Refuse a folder whose weights are pickles only (they can run code when loaded)."""
-    files = [p for pattern in ("*", "*/*") for p in folder.glob(pattern) if p.is_file()]
-    if any(p.suffix == ".safetensors" for p in files):
-        return
-    unsafe = [p for p in files if p.suffix in _UNSAFE_SUFFIXES]
-    if unsafe:
-        raise ModelError(
-            f"model '{model_id}' at {folder} has only pickle weights "
-            f"({unsafe[0].relative_to(folder)}) and no .safetensors; convert it to "
-            f"safetensors, or if you trust it allow unsafe weights (graphkit run "
-            f"--allow-unsafe-weights, {UNSAFE_WEIGHTS_ENV}=1 or allow_unsafe_weights=True)"
-        )
+def _hub_snapshot(resolved: Resolved) -> Path | None:
+    """The local snapshot folder of a resolved hub model, when it is in the cache."""
+    if not resolved.revision:
+        return None
+    repo = "models--" + resolved.source.replace("/", "--")
+    folder = _hf_cache_dir() / repo / "snapshots" / resolved.revision
+    return folder if folder.is_dir() else None
 
 
 def _load_error(model_id: str, resolved: Resolved, exc: BaseException,
                 allow_unsafe: bool) -> ModelError:
     where = resolved.source if resolved.kind != "hub" else f"the hub cache (HF_HOME={_hf_home()})"
     text = _first_line(exc)
+    if "trust_remote_code" in str(exc) or "custom code" in text:
+        return ModelError(f"model '{model_id}' at {where} needs custom code ({text}), which "
+                          "graphkit never runs; use a checkpoint that loads with the standard "
+                          "diffusers or transformers classes")
     if not allow_unsafe and "safetensors" in text.lower():
         return ModelError(
             f"model '{model_id}' could not be loaded from {where}: no .safetensors weights "

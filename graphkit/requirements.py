@@ -60,6 +60,8 @@ def needs(doc: GraphDoc, reg: Registry, manager: Any) -> Needs:
         out.models[model] = _locate(manager, model, revision)
         if out.models[model].startswith("missing"):
             out.missing.append(f"model {model}")
+        elif out.models[model].startswith("refused"):
+            out.missing.append(f"model {model} (refused)")
     return out
 
 
@@ -73,5 +75,6 @@ def _locate(manager: Any, model: str, revision: str | None) -> str:
         except ModelError as exc:
             error = str(exc)
             continue
-        return f"{found.kind}: {found.source}"
+        reason = manager.refusal(found)  # what a run would refuse to load
+        return f"refused: {reason}" if reason else f"{found.kind}: {found.source}"
     return f"missing: {error}"

@@ -161,7 +161,7 @@ def _write_tokenizer(folder: Path, pad_token: str = EOS) -> None:
 def _load_tokenizer(folder: Path):
     from transformers import CLIPTokenizer
 
-    return CLIPTokenizer.from_pretrained(folder)
+    return CLIPTokenizer.from_pretrained(folder, trust_remote_code=False)
 
 
 def _dump(path: Path, data: dict) -> None:

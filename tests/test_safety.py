@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import pickle
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -165,7 +167,7 @@ def test_model_loading_never_trusts_remote_code(
         with pytest.raises(Captured) as caught:
             call()
         seen.add(caught.value.owner)
-        assert caught.value.kwargs.get("trust_remote_code", False) is False
+        assert caught.value.kwargs["trust_remote_code"] is False  # said, not defaulted
         assert "custom_pipeline" not in caught.value.kwargs
         assert caught.value.kwargs["use_safetensors"] is True
     assert len(seen) == len(calls)
@@ -225,3 +227,172 @@ def test_node_types_come_only_from_registered_packs(type_id: str) -> None:
     assert problem.code == "unknown_type" and type_id in problem.message
     assert "not installed" in problem.message or "does not declare" in problem.message
     assert set(sys.modules) == before
+
+
+# --- model folders that need custom code ----------------------------------------------------
+
+def from_pretrained_calls(source: str, filename: str) -> list[str]:
+    """Calls to ``from_pretrained`` that do not pass ``trust_remote_code=False`` themselves."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+                node.func.attr == "from_pretrained"):
+            explicit = any(k.arg == "trust_remote_code" and isinstance(k.value, ast.Constant)
+                           and k.value.value is False for k in node.keywords)
+            if not explicit:
+                found.append(f"{filename}:{node.lineno}")
+    return found
+
+
+def test_every_from_pretrained_passes_trust_remote_code_false() -> None:
+    """Explicitly, at every call: no loader may fall back to asking on stdin."""
+    files = sorted([*SOURCES, *(ROOT / "bench").rglob("*.py")])
+    calls = [path for path in files if "from_pretrained(" in path.read_text()]
+    assert len(calls) >= 3  # models.py, tinymodels.py, bench
+    missing = [use for path in calls
+               for use in from_pretrained_calls(path.read_text(), str(path.relative_to(ROOT)))]
+    assert missing == []
+
+
+def custom_code_sam(tiny_root: Path, dest: Path, marker: Path) -> Path:
+    """A copy of the tiny SAM whose preprocessor config points at code that writes ``marker``."""
+    shutil.copytree(tm.tiny_path(tiny_root, tm.SAM_BASE), dest)
+    (dest / "evil_processor.py").write_text(
+        "from pathlib import Path\n"
+        f"Path({str(marker)!r}).write_text('the folder ran code')\n"
+        "from transformers import SamImageProcessor\n"
+        "class EvilProcessor(SamImageProcessor):\n    pass\n")
+    config_file = dest / "preprocessor_config.json"
+    config = json.loads(config_file.read_text())
+    config["auto_map"] = {"AutoImageProcessor": "evil_processor.EvilProcessor"}
+    config["image_processor_type"] = "EvilProcessor"
+    config_file.write_text(json.dumps(config))
+    return dest
+
+
+def sam_graph(folder: Path, model: Path) -> Path:
+    PILImage.new("RGB", (64, 64), "white").save(folder / "photo.png")
+    path = folder / "g.json"
+    path.write_text(json.dumps({"format": "graphkit/1", "nodes": {
+        "photo": {"type": "image.load", "params": {"path": "photo.png"}},
+        "mask": {"type": "sam.mask", "params": {"points": [[10, 10, 1]], "model": str(model)},
+                 "inputs": {"image": "photo.image"}},
+        "view": {"type": "mask.to_image", "inputs": {"mask": "mask.mask"}},
+        "save": {"type": "image.save", "inputs": {"image": "view.image"}}}}))
+    return path
+
+
+def test_custom_code_model_folder_is_refused_without_a_prompt(
+    tmp_path: Path, tiny_root: Path
+) -> None:
+    """Answering 'y' on stdin changes nothing: no prompt is shown, no code from the folder runs."""
+    marker = tmp_path / "MARKER"
+    model = custom_code_sam(tiny_root, tmp_path / "models" / "sam", marker)
+    graph = sam_graph(tmp_path, model)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"),
+               HF_MODULES_CACHE=str(tmp_path / "modules"), GRAPHKIT_TINY_DIR=str(tiny_root))
+    base = [sys.executable, "-m", "graphkit"]
+    run = subprocess.run([*base, "run", str(graph), "--out", str(tmp_path / "out"),
+                          "--device", "cpu", "--model-dir", str(tmp_path / "models")],
+                         input="y\ny\n", capture_output=True, text=True, env=env, timeout=300)
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 2, run.stderr
+    assert len(errors) == 1 and "node 'mask' (sam.mask) 'model'" in errors[0]
+    assert str(model) in errors[0] and "custom code" in errors[0]
+    assert "auto_map" in errors[0] and "preprocessor_config.json" in errors[0]
+    assert "Do you wish" not in run.stdout + run.stderr and "Traceback" not in run.stderr
+    assert not marker.exists() and not (tmp_path / "out").exists()
+    check = subprocess.run([*base, "check", str(graph), "--model-dir", str(tmp_path / "models")],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                           timeout=300)
+    assert check.returncode == 2
+    assert f"model {model}: refused:" in check.stdout and "custom code" in check.stdout
+    assert "everything is here" not in check.stdout and not marker.exists()
+
+
+@pytest.mark.parametrize(("where", "edit"), [
+    ("text_encoder/config.json", {"auto_map": {"AutoModel": "code.Model"}}),
+    ("tokenizer/tokenizer_config.json", {"auto_map": {"AutoTokenizer": ["code.Tok", None]}}),
+    ("model_index.json", {"unet": ["my_unet", "MyUNet"]}),
+    ("model_index.json", {"_class_name": ["pipeline", "MyPipeline"]}),
+])
+def test_any_config_asking_for_custom_code_is_refused_before_loading(
+    tmp_path: Path, tiny_root: Path, monkeypatch: pytest.MonkeyPatch, where: str,
+    edit: dict[str, Any]
+) -> None:
+    import diffusers
+
+    folder = tmp_path / "models" / "sdxl"
+    shutil.copytree(tm.tiny_path(tiny_root, tm.SDXL_TURBO), folder)
+    config = json.loads((folder / where).read_text())
+    config.update(edit)
+    (folder / where).write_text(json.dumps(config))
+
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("from_pretrained was called")
+
+    monkeypatch.setattr(diffusers.AutoPipelineForText2Image, "from_pretrained", never)
+    mgr = ModelManager(device="cpu", model_dirs=[tmp_path / "models"], tiny_root=tiny_root)
+    with pytest.raises(models.ModelError, match="custom code") as err:
+        mgr.sdxl(str(folder))
+    assert where.split("/")[-1] in str(err.value) and "\n" not in str(err.value)
+    assert mgr.load_count == 0
+
+
+def test_every_loader_call_gets_trust_remote_code_false(
+    tiny_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processors and tokenizers too: SAM's processor is loaded after its model."""
+    import transformers
+
+    seen: dict[str, dict[str, Any]] = {}
+
+    class Stub:
+        def eval(self) -> Any:
+            return self
+
+    def model_loader(owner: type, source: str, **kwargs: Any) -> Any:
+        seen["SamModel"] = kwargs
+        return Stub()
+
+    def processor_loader(owner: type, source: str, **kwargs: Any) -> Any:
+        seen["SamProcessor"] = kwargs
+        raise Captured("SamProcessor", kwargs)
+
+    monkeypatch.setattr(transformers.SamModel, "from_pretrained", classmethod(model_loader))
+    monkeypatch.setattr(transformers.SamProcessor, "from_pretrained",
+                        classmethod(processor_loader))
+    mgr = ModelManager(profile="tiny", tiny_root=tiny_root, device="cpu")
+    with pytest.raises(Captured):
+        mgr.sam(tm.SAM_BASE)
+    assert seen["SamModel"]["trust_remote_code"] is False
+    assert seen["SamProcessor"]["trust_remote_code"] is False
+
+
+def test_hub_snapshot_asking_for_custom_code_is_refused_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hub model in the local cache is looked at the same way before it loads."""
+    cache = tmp_path / "hub"
+    repo = cache / "models--someone--custom-sdxl"
+    snapshot = repo / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    (snapshot / "model_index.json").write_text(json.dumps(
+        {"_class_name": "StableDiffusionXLPipeline", "unet": ["unet_code", "MyUNet"]}))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    mgr = ModelManager(profile="hub", device="cpu", tiny_root=tmp_path / "tiny")
+    with pytest.raises(models.ModelError, match="custom code") as err:
+        mgr.sdxl("someone/custom-sdxl")
+    assert "unet_code" in str(err.value) and mgr.load_count == 0
+    graph = tmp_path / "g.json"
+    graph.write_text(json.dumps({"nodes": {
+        "p": {"type": "text.prompt"},
+        "gen": {"type": "sdxl.text2image", "params": {"model": "someone/custom-sdxl"},
+                "inputs": {"prompt": "p.prompt"}},
+        "save": {"type": "image.save", "inputs": {"image": "gen.image"}}}}))
+    monkeypatch.setattr(models, "_MANAGER", mgr)
+    assert cli.main(["check", str(graph)]) == 2
+    assert "model someone/custom-sdxl: refused:" in capsys.readouterr().out
