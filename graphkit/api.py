@@ -31,6 +31,7 @@ from graphkit.graph import (
     parse_json,
     save_doc,
 )
+from graphkit.inputs import input_problems
 from graphkit.limits import limits
 from graphkit.overrides import parse_value, split_override
 from graphkit.registry import Registry, registry
@@ -137,9 +138,14 @@ class Graph:
             self._checked_text = text
         return self._checked
 
-    def validate(self) -> list[Problem]:
-        """Every problem with this graph (empty when it may run)."""
-        return self.checked().problems
+    def validate(self, inputs: Iterable[str | Path] = ()) -> list[Problem]:
+        """Every problem with this graph (empty when it may run), input files included:
+        they are looked for in the graph's folder and ``inputs``, as a run would."""
+        checked = self.checked()
+        return [*checked.problems, *input_problems(checked, self._sandbox(inputs))]
+
+    def _sandbox(self, inputs: Iterable[str | Path], out: str | Path | None = None) -> Sandbox:
+        return Sandbox([self.base_dir, *map(Path, inputs)], Path(out) if out is not None else None)
 
     # running ----------------------------------------------------------------------------
     def run(
@@ -153,12 +159,16 @@ class Graph:
         control: RunControl | None = None,
         scheduler: Scheduler | None = None,
     ) -> RunResult:
-        """Validate, then run what the output nodes need; raises GraphError on bad input."""
+        """Validate, then run what the output nodes need; raises GraphError on bad input
+        (input files a run needs included, like any other problem, before anything runs)."""
         checked = self.checked()
-        if checked.problems:
-            raise GraphError(checked.problems)
+        inputs = list(inputs)
+        sandbox = self._sandbox(inputs, out)
+        targets = list(targets) if targets is not None else None
+        problems = [*checked.problems, *input_problems(checked, sandbox, targets)]
+        if problems:
+            raise GraphError(problems)
         dev = device if isinstance(device, torch.device) else pick_device(device)
-        sandbox = Sandbox([self.base_dir, *map(Path, inputs)], Path(out))
         return (scheduler or default_scheduler()).run(
             checked, device=dev, sandbox=sandbox, control=control, targets=targets,
             listeners=listeners, graph_json=self.dumps(),

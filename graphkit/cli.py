@@ -31,8 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="NODE.PARAM=VALUE", help="override a param (VALUE is JSON or text)")
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out)")
-    run.add_argument("--input", dest="inputs", action="append", default=[], type=Path,
-                     metavar="DIR", help="another folder images may be loaded from")
+    _input_option(run)
     run.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     run.add_argument("--models", choices=["hub", "tiny"], default=None,
                      help="'tiny' maps every default model to tiny offline test models")
@@ -47,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a graph file; exit 0 when valid, 2 if not")
     val.add_argument("file", type=Path)
     val.add_argument("--json", action="store_true")
+    _input_option(val)
     val.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                      help="show tracebacks")
 
@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("file", type=Path)
     chk.add_argument("--models", choices=["hub", "tiny"], default=None)
     chk.add_argument("--json", action="store_true")
+    _input_option(chk)
     _model_dir_option(chk)
+    chk.add_argument("--allow-unsafe-weights", action="store_true",
+                     help="as for run: pickle-only model folders count as usable")
 
     models = sub.add_parser("models", help="model utilities")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -77,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("file", type=Path)
     show.add_argument("--info", action="store_true", help="also print versions and models")
     return parser
+
+
+def _input_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", dest="inputs", action="append", default=[], type=Path,
+                        metavar="DIR", help="another folder images may be loaded from")
+
+
+def _check_input_folders(args: argparse.Namespace) -> None:
+    for folder in args.inputs:
+        if not folder.is_dir():
+            raise CliError(f"--input '{folder}' is not a folder")
 
 
 def _model_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -143,14 +157,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(f"--device: {exc}") from None
         os.environ["GRAPHKIT_DEVICE"] = args.device
+    _check_input_folders(args)
     graph = Graph.load(args.file)
     graph.apply_overrides(args.overrides)
-    problems = graph.validate()
+    problems = graph.validate(args.inputs)
     if problems:
         raise GraphError(problems, str(args.file))
-    for folder in args.inputs:
-        if not folder.is_dir():
-            raise CliError(f"--input '{folder}' is not a folder")
     control = RunControl()
     printer = ProgressPrinter(sys.stderr, quiet=False)
     previous = signal.signal(signal.SIGINT, _cancel_on_first(control))
@@ -198,8 +210,9 @@ def _set_model_profile(profile: str | None) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     from graphkit.api import Graph
 
+    _check_input_folders(args)
     graph = Graph.load(args.file)
-    problems = graph.validate()
+    problems = graph.validate(args.inputs)
     if problems:
         raise GraphError(problems, str(args.file))
     if args.json:
@@ -290,20 +303,25 @@ def _terminal_safe(json_text: str) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from graphkit.api import Graph
+    from graphkit.context import Sandbox
     from graphkit.models import get_manager
     from graphkit.requirements import needs
 
     _set_model_profile(args.models)
     _set_model_access(args)
+    _check_input_folders(args)
     graph = Graph.load(args.file)
-    report = needs(graph.doc, graph.registry, get_manager())
+    sandbox = Sandbox([graph.base_dir, *args.inputs])
+    report = needs(graph.doc, graph.registry, get_manager(), sandbox)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:
-        for pack, problem_text in sorted(report.packs.items()):
-            print(f"pack  {pack}: {problem_text or 'installed'}")
+        for pack, status in sorted(report.packs.items()):
+            print(f"pack  {pack}: {status}")
         for model, where in sorted(report.models.items()):
             print(f"model {model}: {where}")
+        for param, status in sorted(report.inputs.items()):
+            print(f"input {param}: {status}")
         print("everything is here" if not report.missing else
               f"missing: {', '.join(report.missing)}")
     return EXIT_BAD_INPUT if report.missing else EXIT_OK

@@ -21,6 +21,10 @@ class NodeInputError(Exception):
         self.message = message
 
 
+class InputFileMissing(NodeInputError):  # noqa: N818 - a kind of NodeInputError
+    """An input file that is in none of the allowed folders (as opposed to one refused)."""
+
+
 class Cancelled(Exception):  # noqa: N818 - it is a state, not a fault
     """The run was cancelled; raised between steps."""
 
@@ -79,7 +83,7 @@ class Sandbox:
                     raise NodeInputError(field_name, f"'{rel}' is not a regular file")
                 return candidate
         where = ", ".join(str(r) for r in self.input_dirs) or "no input folder was given"
-        raise NodeInputError(field_name, f"file '{rel}' not found (looked in: {where})")
+        raise InputFileMissing(field_name, f"file '{rel}' not found (looked in: {where})")
 
     def output_file(self, name: str, suffix: str, field_name: str = "name") -> Path:
         """A path for a new output file inside the output folder."""

@@ -1,27 +1,38 @@
-"""What a graph needs (node packs, models) and which of it is missing here, before it runs."""
+"""What a graph needs (node packs, models, input files) and which of it is missing here,
+before it runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphkit.context import Sandbox
 from graphkit.graph import GraphDoc
-from graphkit.registry import Registry
+from graphkit.registry import NodeSpec, Registry, parse_semver
 
 PROBES = ("model_index.json", "config.json")
+INSTALLED = "installed"
 
 
 @dataclass
 class Needs:
-    """Packs and models a graph names, each with where it was found or why it is missing."""
+    """Packs, models and input files a graph names, each with a status string.
 
-    packs: dict[str, str | None] = field(default_factory=dict)  # pack -> problem or None
-    models: dict[str, str] = field(default_factory=dict)  # model -> where, or the problem
+    Packs: ``installed``; ``missing: why`` (not installed), ``failed: why`` (installed but it
+    did not load) or ``incompatible: why`` (a node saved with another major version).
+    Models: ``KIND: where`` (hub, local or tiny); ``missing: why`` or ``refused: why`` (custom
+    code, pickle-only weights). Inputs (``node.param``): ``found: path``; ``missing: why``
+    or ``refused: why`` (outside the allowed folders, not a regular file).
+    """
+
+    packs: dict[str, str] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"packs": self.packs, "models": self.models, "missing": self.missing,
-                "ok": not self.missing}
+        return {"packs": self.packs, "models": self.models, "inputs": self.inputs,
+                "missing": self.missing, "ok": not self.missing}
 
 
 def model_params(doc: GraphDoc, reg: Registry) -> dict[str, tuple[str, str | None]]:
@@ -43,17 +54,20 @@ def model_params(doc: GraphDoc, reg: Registry) -> dict[str, tuple[str, str | Non
     return found
 
 
-def needs(doc: GraphDoc, reg: Registry, manager: Any) -> Needs:
-    """Check packs against the registry and models against ``manager.resolve`` (no loading)."""
+def needs(doc: GraphDoc, reg: Registry, manager: Any, sandbox: Sandbox | None = None) -> Needs:
+    """Check packs against the registry, models against ``manager.resolve`` and its refusals,
+    and (given a ``sandbox``) input files where a run would look for them. Loads nothing."""
     out = Needs()
-    for node_id, entry in doc.nodes.items():
+    for node_id, entry in sorted(doc.nodes.items()):
         spec = reg.get(entry.type)
         pack = entry.pack or (spec.pack if spec else None) or "?"
-        if spec is None:
-            out.packs[pack] = f"not installed (needed for node '{node_id}', type '{entry.type}')"
+        status = _pack_status(node_id, entry.type, entry.version, spec, pack, reg)
+        if status != INSTALLED and out.packs.get(pack, INSTALLED) == INSTALLED:
             out.missing.append(f"pack {pack}")
-        else:
-            out.packs.setdefault(pack, None)
+        if out.packs.get(pack, INSTALLED) == INSTALLED:
+            out.packs[pack] = status
+    if sandbox is not None:
+        _check_inputs(doc, reg, sandbox, out)
     for _where, (model, revision) in sorted(model_params(doc, reg).items()):
         if model in out.models:
             continue
@@ -63,6 +77,35 @@ def needs(doc: GraphDoc, reg: Registry, manager: Any) -> Needs:
         elif out.models[model].startswith("refused"):
             out.missing.append(f"model {model} (refused)")
     return out
+
+
+def _pack_status(node_id: str, type_id: str, version: str | None, spec: NodeSpec | None,
+                 pack: str, reg: Registry) -> str:
+    if spec is None:
+        if pack in reg.failed_packs:
+            return f"failed: installed but it did not load ({reg.failed_packs[pack]})"
+        return f"missing: not installed (needed for node '{node_id}', type '{type_id}')"
+    if version is None:
+        return INSTALLED
+    parsed = parse_semver(version)
+    if parsed is None:
+        return (f"incompatible: node '{node_id}' names version '{version[:40]}' of {type_id}, "
+                "which is not of the form 1.2.3")
+    if parsed[0] != spec.major:
+        return (f"incompatible: node '{node_id}' was saved with {type_id} {version}; "
+                f"{spec.version} is installed (another major version)")
+    return INSTALLED
+
+
+def _check_inputs(doc: GraphDoc, reg: Registry, sandbox: Sandbox, out: Needs) -> None:
+    from graphkit.inputs import input_files
+    from graphkit.validate import check
+
+    for item in input_files(check(doc, reg), sandbox):
+        where = f"{item.node}.{item.param}"
+        out.inputs[where] = item.status
+        if item.path is None:
+            out.missing.append(f"input {where}")
 
 
 def _locate(manager: Any, model: str, revision: str | None) -> str:

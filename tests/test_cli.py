@@ -347,3 +347,86 @@ def test_folder_as_graph_path_is_one_line(tmp_path: Path, capsys: pytest.Capture
         (tmp_path / name).mkdir()
         code, _, err = call(capsys, "validate", tmp_path / name)
         assert code == 2 and err.count("\n") == 1 and "not a regular file" in err
+
+
+# --- check and validate report what run would refuse ---------------------------------------
+
+def load_save_graph(folder: Path, path: str, version: str | None = None) -> Path:
+    photo: dict[str, Any] = {"type": "image.load", "params": {"path": path}}
+    if version:
+        photo["version"] = version
+    file = folder / "g.json"
+    file.write_text(json.dumps({"format": "graphkit/1", "nodes": {
+        "photo": photo, "save": {"type": "image.save", "inputs": {"image": "photo.image"}}}}))
+    return file
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("inputs/missing.png", "missing"),
+    ("../outside.png", "refused"),
+    ("/etc/hostname", "refused"),
+])
+def test_missing_or_forbidden_input_image_fails_validate_and_check(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, path: str, status: str
+) -> None:
+    folder = tmp_path / "g"
+    folder.mkdir()
+    PILImage.new("RGB", (4, 4)).save(tmp_path / "outside.png")
+    graph = load_save_graph(folder, path)
+    code, out, err = call(capsys, "validate", graph)
+    assert code == 2 and err.count("\n") == 1 and "ok" not in out
+    assert err.startswith(f"error: {graph}: node 'photo' 'path': ")
+    code, out, err = call(capsys, "validate", graph, "--json")
+    (reported,) = json.loads(out)["problems"]
+    assert code == 2 and (reported["node"], reported["field"]) == ("photo", "path")
+    code, out, _ = call(capsys, "check", graph)
+    assert code == 2 and "everything is here" not in out
+    assert f"input photo.path: {status}: " in out
+    code, out, _ = call(capsys, "run", graph, "--out", tmp_path / "out")
+    assert code == 2 and not (tmp_path / "out").exists()
+
+
+def test_input_image_found_in_an_input_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder, extra = tmp_path / "g", tmp_path / "pictures"
+    folder.mkdir()
+    extra.mkdir()
+    PILImage.new("RGB", (4, 4)).save(extra / "photo.png")
+    graph = load_save_graph(folder, "photo.png")
+    assert call(capsys, "validate", graph)[0] == 2
+    assert call(capsys, "validate", graph, "--input", extra)[0] == 0
+    code, out, _ = call(capsys, "check", graph, "--input", extra, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["ok"]
+    assert report["inputs"] == {"photo.path": f"found: {(extra / 'photo.png').resolve()}"}
+
+
+def test_check_reports_a_node_saved_with_another_major_version(
+    capsys: pytest.CaptureFixture[str], graphs_dir: Path, tmp_path: Path
+) -> None:
+    PILImage.new("RGB", (4, 4)).save(tmp_path / "p.png")
+    graph = load_save_graph(tmp_path, "p.png", version="2.0.0")
+    code, out, _ = call(capsys, "check", graph)
+    assert code == 2 and "everything is here" not in out
+    assert "pack  nodes: incompatible: node 'photo' was saved with image.load 2.0.0" in out
+    code, out, _ = call(capsys, "check", graph, "--json")
+    report = json.loads(out)
+    assert report["packs"]["nodes"].startswith("incompatible: ") and not report["ok"]
+
+
+def test_check_json_says_what_each_pack_status_means(
+    capsys: pytest.CaptureFixture[str], graphs_dir: Path, tmp_path: Path
+) -> None:
+    code, out, _ = call(capsys, "check", graphs_dir / "crop_resize.json", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["packs"] == {"nodes": "installed"}
+    assert report["inputs"] == {
+        "photo.path": f"found: {(graphs_dir / 'inputs' / 'photo.png').resolve()}"}
+    graph = tmp_path / "g.json"
+    graph.write_text(json.dumps({"nodes": {"x": {"type": "other.thing", "pack": "otherpack"}}}))
+    code, out, _ = call(capsys, "check", graph, "--json")
+    report = json.loads(out)
+    assert code == 2
+    assert report["packs"]["otherpack"] == (
+        "missing: not installed (needed for node 'x', type 'other.thing')")

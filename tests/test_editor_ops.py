@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import GRAPHS
 from PIL import Image as PILImage
 from tiny_fixture import shared_tiny_root
 
@@ -83,7 +84,7 @@ def test_rename_updates_links_positions_and_keeps_order(doc: GraphDoc) -> None:
     assert doc.nodes["blend"].inputs["mask"] == "feathered.mask"
     assert doc.nodes["mask_view"].inputs["mask"] == "feathered.mask"
     assert doc.ui["positions"]["feathered"] == [660, 0]
-    assert Graph(doc).validate() == []
+    assert Graph(doc, GRAPHS).validate() == []
     with pytest.raises(GraphError, match="exists"):
         ops.rename_node(doc, "feathered", "grow")
     with pytest.raises(GraphError, match="node ids"):
@@ -118,16 +119,16 @@ def test_connect_refuses_wrong_type_cycle_and_missing(doc: GraphDoc) -> None:
 def test_disconnect_then_problem_is_on_that_field(doc: GraphDoc) -> None:
     ops.disconnect(doc, "blend", "mask")
     ops.disconnect(doc, "blend", "mask")  # twice is fine
-    problems = Graph(doc).validate()
+    problems = Graph(doc, GRAPHS).validate()
     assert [(p.node, p.field, p.code) for p in problems] == [("blend", "mask", "missing_input")]
 
 
 def test_set_and_reset_param_with_live_problem(doc: GraphDoc) -> None:
     ops.set_param(doc, "grow", "pixels", 10_000)
-    problems = Graph(doc).validate()
+    problems = Graph(doc, GRAPHS).validate()
     assert [(p.node, p.field) for p in problems] == [("grow", "pixels")]
     ops.reset_param(doc, "grow", "pixels")
-    assert "pixels" not in doc.nodes["grow"].params and Graph(doc).validate() == []
+    assert "pixels" not in doc.nodes["grow"].params and Graph(doc, GRAPHS).validate() == []
 
 
 # widgets ----------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ def test_picker_clicks_become_image_pixels() -> None:
 
 def test_canvas_colours_marks_and_labels(doc: GraphDoc) -> None:
     ops.disconnect(doc, "blend", "mask")
-    problems = Graph(doc).validate()
+    problems = Graph(doc, GRAPHS).validate()
     nodes, edges = canvas.build(doc, REG, {p.node for p in problems}, "grow", {"photo": "cached"})
     by_id = {n.id: n for n in nodes}
     assert by_id["photo"].colour == canvas.CATEGORY_COLOURS["image"]
@@ -270,11 +271,17 @@ def test_run_reports_problems_and_node_failures_without_raising(
     assert not bad.ok and bad.result is None
     assert bad.problems == ["node 'blend' 'mask': required input (Mask) is not connected"]
     ops.connect(doc, REG, "soft.mask", "blend", "mask")
-    ops.set_param(doc, "photo", "path", "inputs/missing.png")
-    failed = start_run(Graph(doc, graphs_dir), tmp_path / "out", scheduler=Scheduler(),
-                       background=False)
+    ops.set_param(doc, "photo", "path", "inputs/missing.png")  # refused before the run
+    missing = start_run(Graph(doc, graphs_dir), tmp_path / "out", scheduler=Scheduler(),
+                        background=False)
+    assert not missing.ok and missing.result is None
+    assert missing.problems[0].startswith("node 'photo' 'path': file 'inputs/missing.png' not")
+    (tmp_path / "broken.png").write_text("not an image")  # there, but fails when it runs
+    ops.set_param(doc, "photo", "path", "broken.png")
+    failed = start_run(Graph(doc, graphs_dir), tmp_path / "out", inputs=[tmp_path],
+                       scheduler=Scheduler(), background=False)
     assert not failed.ok and failed.nodes["photo"].state == "failed"
-    assert "not found" in failed.nodes["photo"].message
+    assert "not a readable image" in failed.nodes["photo"].message
     assert failed.nodes["blend"].state == "skipped"
 
 

@@ -109,7 +109,8 @@ def test_graph_save_fills_versions_and_packs(graphs_dir: Path, tmp_path: Path) -
     reloaded = Graph.load(tmp_path / "g.json")
     reloaded.save(tmp_path / "h.json")
     assert (tmp_path / "g.json").read_bytes() == (tmp_path / "h.json").read_bytes()
-    assert reloaded.validate() == []
+    assert [p.code for p in reloaded.validate()] == ["input_file", "input_file"]
+    assert reloaded.validate(inputs=[graphs_dir]) == []  # its images are found there
 
 
 def test_migration_from_format_0() -> None:

@@ -396,3 +396,27 @@ def test_hub_snapshot_asking_for_custom_code_is_refused_and_checked(
     monkeypatch.setattr(models, "_MANAGER", mgr)
     assert cli.main(["check", str(graph)]) == 2
     assert "model someone/custom-sdxl: refused:" in capsys.readouterr().out
+
+
+def test_check_reports_a_pickle_only_folder(
+    tmp_path: Path, tiny_root: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = pickle_only_copy(tm.tiny_path(tiny_root, tm.SDXL_TURBO), tmp_path / "m" / "sdxl")
+    graph = tmp_path / "g.json"
+    graph.write_text(json.dumps({"format": "graphkit/1", "nodes": {
+        "prompt": {"type": "text.prompt"},
+        "gen": {"type": "sdxl.text2image", "params": {"model": str(folder)},
+                "inputs": {"prompt": "prompt.prompt"}},
+        "save": {"type": "image.save", "inputs": {"image": "gen.image"}}}}))
+    for name in ("GRAPHKIT_ALLOW_UNSAFE_WEIGHTS", "GRAPHKIT_MODEL_DIRS"):
+        monkeypatch.setenv(name, "")
+    monkeypatch.setattr(models, "_MANAGER", None)
+    assert cli.main(["check", str(graph), "--model-dir", str(tmp_path / "m")]) == 2
+    out = capsys.readouterr().out
+    assert f"model {folder}: refused: " in out and "only pickle weights" in out
+    assert "everything is here" not in out
+    monkeypatch.setattr(models, "_MANAGER", None)
+    assert cli.main(["check", str(graph), "--model-dir", str(tmp_path / "m"),
+                     "--allow-unsafe-weights"]) == 0
+    assert f"model {folder}: local: " in capsys.readouterr().out

@@ -102,12 +102,13 @@ def test_user_error_carries_field(toy: Toy, scheduler: Scheduler) -> None:
 def test_failing_builtin_branch_still_writes_other_outputs(
     graphs_dir: Path, tmp_path: Path, scheduler: Scheduler
 ) -> None:
-    """A missing input file fails one branch; the other branch's file is written; fixing it
-    resumes from the cache."""
+    """An unreadable input image fails one branch; the other branch's file is written;
+    fixing it resumes from the cache."""
     graph = Graph.load(graphs_dir / "mask_composite.json")
-    graph.set_param("texture", "path", "inputs/missing.png")
+    (tmp_path / "broken.png").write_text("not an image")
+    graph.set_param("texture", "path", "broken.png")
     out = tmp_path / "out"
-    result = graph.run(out, device="cpu", scheduler=scheduler)
+    result = graph.run(out, device="cpu", scheduler=scheduler, inputs=[tmp_path])
     assert set(result.failed) == {"texture"} and result.user_errors["texture"][0] == "path"
     assert sorted(result.skipped) == ["blend", "fit", "save"]
     assert (out / "mask.png").is_file() and not (out / "composite.png").exists()
