@@ -19,8 +19,10 @@ import torch
 from graphkit.cache import OutputCache
 from graphkit.context import RunControl, Sandbox
 from graphkit.devices import pick_device
+from graphkit.environment import whole_number
 from graphkit.errors import GraphError, Problem, problem
 from graphkit.events import Listener
+from graphkit.fileio import folder_problem
 from graphkit.graph import (
     GraphDoc,
     NodeEntry,
@@ -50,8 +52,8 @@ def default_scheduler() -> Scheduler:
     """
     global _SCHEDULER
     if _SCHEDULER is None:
-        device_mb = int(os.environ.get("GRAPHKIT_CACHE_DEVICE_MB", DEFAULT_DEVICE_CACHE_MB))
-        host_mb = int(os.environ.get("GRAPHKIT_CACHE_HOST_MB", DEFAULT_HOST_CACHE_MB))
+        device_mb = whole_number(os.environ, "GRAPHKIT_CACHE_DEVICE_MB", DEFAULT_DEVICE_CACHE_MB)
+        host_mb = whole_number(os.environ, "GRAPHKIT_CACHE_HOST_MB", DEFAULT_HOST_CACHE_MB)
         _SCHEDULER = Scheduler(OutputCache(device_mb << 20, host_mb << 20))
     return _SCHEDULER
 
@@ -121,7 +123,8 @@ class Graph:
                                           name)])
             spec = self.registry.get(self.doc.nodes[node_id].type)
             param = spec.params.get(name) if spec is not None else None
-            self.set_param(node_id, name, parse_value(raw, param.schema if param else None))
+            schema = param.schema if param else None
+            self.set_param(node_id, name, parse_value(raw, schema, node_id, name))
 
     def _entry(self, node_id: str) -> NodeEntry:
         try:
@@ -163,6 +166,9 @@ class Graph:
         (input files a run needs included, like any other problem, before anything runs)."""
         checked = self.checked()
         inputs = list(inputs)
+        out_problem = folder_problem(Path(out))
+        if out_problem:
+            raise GraphError([problem("out", f"output folder {out_problem}")])
         sandbox = self._sandbox(inputs, out)
         targets = list(targets) if targets is not None else None
         problems = [*checked.problems, *input_problems(checked, sandbox, targets)]

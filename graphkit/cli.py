@@ -87,6 +87,12 @@ def _input_option(parser: argparse.ArgumentParser) -> None:
                         metavar="DIR", help="another folder images may be loaded from")
 
 
+def _output_folder_problem(folder: Path) -> str | None:
+    from graphkit.fileio import folder_problem
+
+    return folder_problem(folder)
+
+
 def _check_input_folders(args: argparse.Namespace) -> None:
     for folder in args.inputs:
         if not folder.is_dir():
@@ -113,9 +119,16 @@ def _set_model_access(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``graphkit`` command."""
+    from graphkit.environment import problems as environment_problems
+
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    bad_settings = environment_problems()
+    if bad_settings:  # before any work, all of them at once
+        for line in bad_settings:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         return handler(args)
     except GraphError as exc:
@@ -158,6 +171,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise CliError(f"--device: {exc}") from None
         os.environ["GRAPHKIT_DEVICE"] = args.device
     _check_input_folders(args)
+    out_problem = _output_folder_problem(args.out)
+    if out_problem:
+        raise CliError(f"--out {out_problem}")
     graph = Graph.load(args.file)
     graph.apply_overrides(args.overrides)
     problems = graph.validate(args.inputs)
@@ -330,7 +346,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from graphkit.tinymodels import write_tiny_models
 
-    written = write_tiny_models(args.dir, force=args.force)
+    problem_text = _output_folder_problem(args.dir)
+    if problem_text:
+        raise CliError(f"models tiny: {problem_text}")
+    try:
+        written = write_tiny_models(args.dir, force=args.force)
+    except OSError as exc:
+        raise CliError(f"models tiny: cannot write into '{args.dir}': "
+                       f"{exc.strerror or exc}") from None
     for model_id, path in written.items():
         print(f"{model_id}: {path}")
     print(f"use them with: GRAPHKIT_MODELS=tiny GRAPHKIT_TINY_DIR={args.dir} "

@@ -49,6 +49,27 @@ def open_regular(path: Path) -> BinaryIO:
         raise
 
 
+def folder_problem(folder: Path) -> str | None:
+    """Why files cannot be written into ``folder`` (made if missing), or None; one line."""
+    folder = Path(folder)
+    try:
+        for candidate in (folder, *folder.absolute().parents):
+            if not candidate.exists():
+                if candidate.is_symlink():
+                    return f"'{folder}': '{candidate}' is a link to nothing"
+                continue
+            if candidate.is_dir():
+                if not os.access(candidate, os.W_OK | os.X_OK):
+                    return f"'{folder}': '{candidate}' is not writable"
+                return None
+            if candidate == folder:
+                return f"'{folder}' is a file, not a folder"
+            return f"'{folder}': '{candidate}' is a file, so no folder can be made inside it"
+    except (OSError, ValueError) as exc:
+        return f"'{folder}' cannot be used as a folder ({exc})"
+    return None
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
     path = Path(path)

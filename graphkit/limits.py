@@ -31,16 +31,13 @@ class Limits:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Limits:
         """Defaults, overridden by GRAPHKIT_LIMIT_<NAME> variables."""
+        from graphkit.environment import whole_number
+
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            raw = env.get(f"GRAPHKIT_LIMIT_{f.name.upper()}")
-            if raw is not None:
-                try:
-                    values[f.name] = int(raw)
-                except ValueError:
-                    raise ValueError(f"GRAPHKIT_LIMIT_{f.name.upper()} must be a whole "
-                                     f"number (got {raw!r})") from None
+            name = f"GRAPHKIT_LIMIT_{f.name.upper()}"
+            values[f.name] = whole_number(env, name, f.default, minimum=1)
         return cls(**values)
 
     def check_params(self, node_id: str, params: dict[str, Any]) -> list[Problem]:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from graphkit.errors import GraphError, problem
+from graphkit.graph import MAX_DEPTH
 
 
 def split_override(item: str) -> tuple[str, str, str]:
@@ -18,6 +19,23 @@ def split_override(item: str) -> tuple[str, str, str]:
     return node_id, name, raw
 
 
+# A param value sits four levels deep in a graph file (nodes, id, params, name): deeper
+# values would make a graph that cannot be read back.
+MAX_VALUE_DEPTH = MAX_DEPTH - 4
+_TOO_DEEP = object()
+
+
+def _depth(value: Any) -> int:
+    """How many levels of lists and objects nest in ``value`` (without recursing)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level + 1)
+            stack += [(v, level + 1) for v in (item.values() if isinstance(item, dict) else item)]
+    return deepest
+
+
 def _schema_types(schema: dict[str, Any] | None) -> set[str]:
     if not schema:
         return set()
@@ -28,19 +46,28 @@ def _schema_types(schema: dict[str, Any] | None) -> set[str]:
     return kinds
 
 
-def parse_value(raw: str, schema: dict[str, Any] | None = None) -> Any:
+def parse_value(raw: str, schema: dict[str, Any] | None = None, node: str | None = None,
+                name: str | None = None) -> Any:
     """VALUE as JSON, else as text; for a string param, anything but a JSON string is text.
 
     So ``prompt.text=123`` sets the text "123", ``prompt.text='"quoted"'`` the text "quoted",
-    and ``gen.seed=123`` the number 123. ``null`` clears an optional string param.
+    and ``gen.seed=123`` the number 123. ``null`` clears an optional string param. JSON
+    nesting deeper than a graph file allows is a GraphError naming ``node`` and ``name``.
     """
+    kinds = _schema_types(schema)
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
         return raw
-    kinds = _schema_types(schema)
+    except RecursionError:
+        value = _TOO_DEEP
     if "string" in kinds and not isinstance(value, str):
+        if value is _TOO_DEEP:
+            return raw
         if value is None and "null" in kinds:
             return None
         return raw
+    if value is _TOO_DEEP or _depth(value) > MAX_VALUE_DEPTH:
+        raise GraphError([problem("override", f"the value nests deeper than {MAX_VALUE_DEPTH} "
+                                  "levels of lists or objects", node, name)])
     return value

@@ -74,6 +74,7 @@ class NodeSpec:
     wants_context: bool
     single_output: bool
     file_params: tuple[str, ...] = ()
+    output_params: tuple[str, ...] = ()
 
     @property
     def major(self) -> int:
@@ -169,6 +170,7 @@ def node(
     outputs: dict[str, Any] | None = None,
     output_node: bool = False,
     file_params: tuple[str, ...] = (),
+    output_params: tuple[str, ...] = (),
     into: Registry | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a node type from a typed function and register it.
@@ -178,14 +180,18 @@ def node(
     ``outputs``) names the output ports. A first argument annotated ``RunContext``
     receives the run context. ``file_params`` names params holding input file paths: the
     cache key then covers the file's identity, size and modification time.
+    ``output_params`` names params holding the name of a file the node writes into the
+    output folder: two nodes of a graph may not write one name.
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         spec = build_spec(func, type_id, title, category, version, outputs, output_node)
-        unknown = set(file_params) - set(spec.params)
-        if unknown:
-            raise RegistryError(f"node '{type_id}': file_params {sorted(unknown)} are not params")
+        for kind, names in (("file_params", file_params), ("output_params", output_params)):
+            unknown = set(names) - set(spec.params)
+            if unknown:
+                raise RegistryError(f"node '{type_id}': {kind} {sorted(unknown)} are not params")
         spec.file_params = tuple(file_params)
+        spec.output_params = tuple(output_params)
         (into or REGISTRY).add(spec)
         func.spec = spec  # type: ignore[attr-defined]
         return func

@@ -68,6 +68,7 @@ def check(doc: GraphDoc, reg: Registry, limits: Limits | None = None) -> Checked
         problems.extend(link_problems)
         resolved[node_id] = ResolvedNode(node_id, spec, params, links)
     problems.extend(_check_links(doc, resolved))
+    problems.extend(_shared_output_names(resolved))
     order, cycle_problems = _order(resolved)
     problems.extend(cycle_problems)
     if doc.nodes and not any(n.spec.output_node for n in resolved.values()) and not problems:
@@ -211,6 +212,28 @@ def _check_links(doc: GraphDoc, resolved: dict[str, ResolvedNode]) -> list[Probl
                     "type_mismatch",
                     f"'{src_id}.{src_port}' gives {out_type} but this input takes {in_type}",
                     node.id, port))
+    return problems
+
+
+def _shared_output_names(resolved: dict[str, ResolvedNode]) -> list[Problem]:
+    """Nodes that would write one file name (compared without case, as on macOS and Windows)
+    into the output folder: in one run the later would overwrite the earlier."""
+    writers: dict[str, list[tuple[str, str]]] = {}
+    for node in resolved.values():
+        for name in node.spec.output_params:
+            value = node.params.get(name)
+            if isinstance(value, str):
+                writers.setdefault(value.casefold(), []).append((node.id, name))
+    problems = []
+    for same in writers.values():
+        if len(same) < 2:
+            continue
+        for node_id, name in same:
+            others = ", ".join(f"'{n}'" for n, _ in same if n != node_id)
+            value = resolved[node_id].params[name]
+            problems.append(problem(
+                "duplicate_output", f"writes the output '{value}', as node {others} does: one "
+                "would overwrite the other in a run; give each its own name", node_id, name))
     return problems
 
 

@@ -63,7 +63,8 @@ def _sniff(file: Path) -> str:
     return "its format is not recognised"
 
 
-@node("image.save", title="Save image", category="image", version="1.0.0", output_node=True)
+@node("image.save", title="Save image", category="image", version="1.0.0", output_node=True,
+      output_params=("name",))
 def image_save(
     ctx: RunContext,
     image: Image,

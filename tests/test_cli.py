@@ -430,3 +430,57 @@ def test_check_json_says_what_each_pack_status_means(
     assert code == 2
     assert report["packs"]["otherpack"] == (
         "missing: not installed (needed for node 'x', type 'other.thing')")
+
+
+# --- the command line refuses bad arguments before any work --------------------------------
+
+@pytest.mark.parametrize("where", ["file", "inside-a-file"])
+def test_out_naming_a_file_is_refused_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], graphs_dir: Path, tmp_path: Path, where: str
+) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("keep me")
+    out = taken if where == "file" else taken / "sub"
+    code, _, err = call(capsys, "run", graphs_dir / "crop_resize.json", "--out", out)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: --out ")
+    assert "ran in" not in err and taken.read_text() == "keep me"
+
+
+def test_out_naming_a_file_through_the_api(graphs_dir: Path, tmp_path: Path) -> None:
+    from graphkit.errors import GraphError
+
+    (tmp_path / "taken").write_text("keep me")
+    graph = graphkit.api.Graph.load(graphs_dir / "crop_resize.json")
+    with pytest.raises(GraphError, match="not a folder"):
+        graph.run(tmp_path / "taken", scheduler=Scheduler())
+
+
+@pytest.mark.parametrize(("param", "depth"), [
+    ("crop.x", 100_000), ("crop.x", 500), ("crop.x", 65), ("region.points", 200)])
+def test_deeply_nested_override_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], graphs_dir: Path, tmp_path: Path, param: str, depth: int
+) -> None:
+    value = "[" * depth + "]" * depth
+    code, _, err = call(capsys, "run", graphs_dir / "crop_resize.json", "--out", tmp_path / "o",
+                        "--set", f"{param}={value}")
+    assert code == 2, err
+    assert err.count("\n") == 1 and "nests deeper than 60 levels" in err
+    assert f"node '{param.split('.')[0]}' '{param.split('.')[1]}'" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_deeply_nested_text_for_a_string_param_is_text(graphs_dir: Path) -> None:
+    graph = graphkit.api.Graph.load(graphs_dir / "crop_resize.json")
+    graph.apply_overrides(["save.name=" + "[" * 100_000 + "]" * 100_000])
+    assert graph.doc.nodes["save"].params["name"] == "[" * 100_000 + "]" * 100_000
+
+
+def test_models_tiny_at_a_file_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("x")
+    for target in (tmp_path / "file", tmp_path / "file" / "models"):
+        code, out, err = call(capsys, "models", "tiny", target)
+        assert code == 2 and err.count("\n") == 1 and str(target) in err, err
+        assert "Traceback" not in err and out == ""
+    assert (tmp_path / "file").read_text() == "x"

@@ -259,3 +259,33 @@ def test_save_names_are_whole_ascii_matches(name: str) -> None:
         "s": {"type": "image.save", "params": {"name": name}, "inputs": {"image": "i.image"}}}})
     (p,) = validate(doc, registry())
     assert (p.code, p.node, p.field) == ("bad_param", "s", "name")
+
+
+def test_two_saves_with_one_name_are_a_problem_naming_both() -> None:
+    nodes: dict[str, Any] = {
+        "m": {"type": "mask.region", "params": {"width": 8, "height": 8}},
+        "i": {"type": "mask.to_image", "inputs": {"mask": "m.mask"}},
+        "first": {"type": "image.save", "params": {"name": "out"}, "inputs": {"image": "i.image"}},
+        "second": {"type": "image.save", "params": {"name": "out"},
+                   "inputs": {"image": "i.image"}},
+        "third": {"type": "image.save", "inputs": {"image": "i.image"}},
+        "fourth": {"type": "image.save", "params": {"name": "Image"},
+                   "inputs": {"image": "i.image"}},
+    }
+    problems = validate(GraphDoc.model_validate({"nodes": nodes}), registry())
+    found = {(p.code, p.node, p.field) for p in problems}
+    assert found == {("duplicate_output", n, "name") for n in ("first", "second", "third",
+                                                                "fourth")}
+    by = {p.node: p.message for p in problems}
+    assert "'second'" in by["first"] and "'first'" in by["second"]
+    assert "'fourth'" in by["third"] and "'third'" in by["fourth"]  # 'image' = the default
+
+
+def test_distinct_save_names_are_fine() -> None:
+    nodes: dict[str, Any] = {
+        "m": {"type": "mask.region", "params": {"width": 8, "height": 8}},
+        "i": {"type": "mask.to_image", "inputs": {"mask": "m.mask"}},
+        "a": {"type": "image.save", "params": {"name": "a"}, "inputs": {"image": "i.image"}},
+        "b": {"type": "image.save", "params": {"name": "b"}, "inputs": {"image": "i.image"}},
+    }
+    assert validate(GraphDoc.model_validate({"nodes": nodes}), registry()) == []
