@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
 
 
 def add_edit_parser(sub: Any) -> argparse.ArgumentParser:
@@ -22,6 +23,10 @@ def add_edit_parser(sub: Any) -> argparse.ArgumentParser:
     edit.add_argument("--port", type=int, default=8501, help="port (default 8501; 0 = any free)")
     edit.add_argument("--allow-remote", action="store_true",
                       help="allow a --host other than this machine (there is no login)")
+    edit.add_argument("--allow-host", dest="allow_hosts", action="append", default=[],
+                      metavar="NAME", help="another host name the editor may be reached "
+                      "under (a DNS name of this machine, a proxy's name); requests naming "
+                      "any other host are refused, against DNS rebinding")
     edit.add_argument("--workspace", type=Path, default=None,
                       help="folder for the autosave and run outputs "
                            "(default ~/.cache/graphkit/editor)")
@@ -30,6 +35,28 @@ def add_edit_parser(sub: Any) -> argparse.ArgumentParser:
     edit.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                       help="show tracebacks")
     return edit
+
+
+def allowed_hosts(host: str, extra: list[str] | None = None) -> set[str]:
+    """Host names (lower case, no port) the editor answers to: this machine's loopback
+    names, the bound address, and ``extra``; bound to every address, this machine's own
+    name and addresses too. Anything else in a Host header is refused."""
+    names = set(LOCAL_HOSTS)
+    if host in WILDCARD_HOSTS:
+        names |= _own_names()
+    else:
+        names.add(host.strip("[]").lower())
+    names |= {name.strip().strip("[]").lower() for name in extra or [] if name.strip()}
+    return names
+
+
+def _own_names() -> set[str]:
+    names = {socket.gethostname().lower(), socket.getfqdn().lower()}
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None)
+    except OSError:
+        infos = []
+    return names | {str(info[4][0]).lower() for info in infos}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -82,12 +109,18 @@ def cmd_edit(args: argparse.Namespace) -> int:
     port = args.port or free_port(host if host in LOCAL_HOSTS else "0.0.0.0")
     workspace = (args.workspace or default_workspace()).expanduser().resolve()
     prepare_workspace(workspace, args.file)
-    env = dict(os.environ, **{WORKSPACE_ENV: str(workspace)})
+    from graphkit.editor.serve import ALLOWED_HOSTS_ENV
+
+    hosts = allowed_hosts(host, args.allow_hosts)
+    env = dict(os.environ, **{WORKSPACE_ENV: str(workspace),
+                              ALLOWED_HOSTS_ENV: ",".join(sorted(hosts))})
     if args.models:
         env["GRAPHKIT_MODELS"] = args.models
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"
     print(f"graphkit editor: {url}  (workspace {workspace}; Ctrl-C to stop)", flush=True)
+    if host not in LOCAL_HOSTS or args.allow_hosts:
+        print(f"answering to the host names: {', '.join(sorted(hosts))}", flush=True)
     proc = subprocess.Popen(streamlit_command(host, port), env=env)
     previous = signal.signal(signal.SIGTERM, _stop_on_term)
     try:
