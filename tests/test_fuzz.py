@@ -15,9 +15,12 @@ import io
 import json
 import os
 import random
+import shutil
+import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,14 +33,16 @@ from graphkit import cli
 from graphkit.api import Graph
 from graphkit.errors import GraphError, Problem
 from graphkit.graph import doc_from_raw, load_doc, parse_json
-from graphkit.limits import Limits
+from graphkit.limits import Limits, set_limits
+from graphkit.pngmeta import GRAPH_KEY, INFO_KEY
 from graphkit.registry import NodeSpec, registry
 from graphkit.types import can_connect
 from graphkit.validate import check
 
 ROOT = Path(__file__).resolve().parent.parent
 TOTAL = int(os.environ.get("GRAPHKIT_FUZZ_EXAMPLES", "10000"))
-SHARES = {"raw": 0.35, "structured": 0.35, "cli": 0.2, "overrides": 0.1}
+SHARES = {"raw": 0.3, "structured": 0.3, "cli": 0.2, "overrides": 0.08, "png": 0.1,
+          "sizes": 0.02}
 COUNTS: dict[str, int] = dict.fromkeys(SHARES, 0)
 REG = registry()
 SPECS: list[NodeSpec] = [REG.specs[k] for k in sorted(REG.specs)]
@@ -64,10 +69,15 @@ NASTY_TEXT = [
     "", " ", "..", "../../etc/passwd", "/dev/zero", "~", "C:\\x", "https://example.com/a.png",
     "a.b.c", "node.", ".port", "\u0000", "\n", "\u202e", "\U0001f600", "e\u0301", "\ufeff",
     "x" * 70, "y" * 5000, "z" * 20_000, "NaN", "Infinity", "-0", "1e999", "null", "\\", "%s",
+    # a trailing newline and non-ASCII digits must not pass an anchored or \d pattern
+    "a\n", "image\r\n", "1.0.0\n", "\u0661.0.0", "n\u0663", "\uff11\uff12", "x.image\n",
 ]
 HOSTILE_NUMBERS = [10**30, -(10**30), 2**63, 2**64 + 1, 1e308, -1e308, 5e-324, -0.0,
                    float("nan"), float("inf"), float("-inf"), True, False]
-BAD_IDS = ["1bad", "a.b", "", "x" * 65, "\u00e9t\u00e9", "a b", "a\nb", "-x", "\u0000"]
+BAD_IDS = ["1bad", "a.b", "", "x" * 65, "\u00e9t\u00e9", "a b", "a\nb", "-x", "\u0000",
+           "a\n", "gen\r\n", "n\u0663", "\u0661a", "x\u200b"]
+ODD_VERSIONS = ["1.0.0", "2.0.0", "0.9.1", "1.0", "v1", "1.0.0-rc1", "9" * 40 + ".0.0", "",
+                "1.0.0\n", "\u0661.0.0", "1.0.\uff10", " 1.0.0"]
 ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 
 
@@ -128,6 +138,8 @@ class Gen:
         low, high = schema.get("minimum"), schema.get("maximum")
         kind = schema.get("type")
         if kind == "integer":
+            if r.random() < 0.1:
+                return 0  # zero sides: "keep the aspect ratio" or refused
             lo = int(low) - 2 if low is not None else -(2**40)
             return r.randint(lo, int(high) + 2 if high is not None else 2**40)
         if kind == "number":
@@ -230,7 +242,7 @@ class Gen:
         nid = r.choice(ids)
         nodes = doc.get("nodes")
         entry = nodes.get(nid) if isinstance(nodes, dict) else None
-        what = r.randrange(15)
+        what = r.randrange(18)
         if what == 0:
             doc[r.choice(["format", "nodes", "name", "ui", "extra"])] = self.value()
         elif what == 1:
@@ -245,8 +257,7 @@ class Gen:
                                       "IMAGE.SAVE", "nodes.evil"])
             entry["pack"] = r.choice(["nodes", "graphkit-extra", "", "x" * 300])
         elif what == 5 and isinstance(entry, dict):
-            entry["version"] = r.choice(["1.0.0", "2.0.0", "0.9.1", "1.0", "v1", "1.0.0-rc1",
-                                         "9" * 40 + ".0.0", ""])
+            entry["version"] = r.choice(ODD_VERSIONS)
         elif what == 6 and isinstance(entry, dict) and isinstance(entry.get("params"), dict):
             entry["params"][r.choice(["width", "steps", "text", "zzz", "model", "path"])] = (
                 self.value())
@@ -271,6 +282,21 @@ class Gen:
             doc["name"] = r.choice(NASTY_TEXT)
         elif what == 14 and isinstance(entry, dict):
             entry["params"] = self.value()
+        elif what == 15 and isinstance(entry, dict) and isinstance(entry.get("inputs"), dict):
+            for port, ref in list(entry["inputs"].items()):  # a newline after a good link
+                if isinstance(ref, str):
+                    entry["inputs"][port] = ref + r.choice(["\n", "\r\n", "\u0663", " "])
+        elif what == 16 and isinstance(entry, dict):
+            params = entry.setdefault("params", {})
+            if isinstance(params, dict):  # zero sides
+                params[r.choice(["width", "height"])] = 0
+                if r.random() < 0.3:
+                    params["width" if "height" in params else "height"] = 0
+        elif what == 17 and isinstance(nodes, dict):  # two output nodes writing one name
+            nodes[self.node_id()] = {"type": "image.save", "params": {"name": "same"},
+                                     "inputs": {"image": f"{nid}.image"}}
+            nodes[self.node_id()] = {"type": "image.save", "params": {"name": "SAME"},
+                                     "inputs": {"image": f"{nid}.image"}}
 
     def raw(self, kind: int) -> str:
         """JSON-ish text: garbage, random JSON, edited example files, deep or huge literals."""
@@ -450,6 +476,154 @@ def test_overrides_fail_cleanly(example: Path, rnd: random.Random, count: int) -
         assert isinstance(p, Problem)
     if graph.checked().ok:
         parse_json(graph.dumps())
+
+
+# --- PNGs: text chunks read without decoding, whatever the header claims ------------------
+
+HEADER_SIDES = [0, 1, 7, 64, 8192, 8193, 13_000, 100_000, 2**31 - 1, 2**32 - 1]
+INFLATES_TO_20MB = zlib.compress(b" " * 20_000_000, 9)  # about 20 kB
+
+
+def png_chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
+    body = kind + data
+    return (struct.pack(">I", len(data)) + body
+            + struct.pack(">I", zlib.crc32(body) if crc is None else crc))
+
+
+class PngGen:
+    """Hostile PNG files: huge or zero headers, text chunks of every kind, corruption."""
+
+    def __init__(self, rnd: random.Random) -> None:
+        self.r = rnd
+        self.gen = Gen(rnd)
+
+    def text(self) -> str:
+        r = self.r
+        roll = r.random()
+        if roll < 0.4:
+            return json.dumps(self.gen.valid())
+        if roll < 0.7:
+            doc, dups = self.gen.near_valid()
+            return render(doc, dups)
+        return self.gen.raw(r.randrange(8))
+
+    def text_chunk(self, key: str, text: str) -> bytes:
+        r = self.r
+        data = text.encode("utf-8", "surrogatepass")
+        kind = r.choice([b"tEXt", b"zTXt", b"iTXt", b"iTXt"])
+        head = key.encode("latin-1", "replace") + b"\x00"
+        if r.random() < 0.03:  # inflates beyond the graph limit from a few kB
+            return png_chunk(b"iTXt", head + b"\x01\x00\x00\x00" + INFLATES_TO_20MB)
+        if kind == b"tEXt":
+            return png_chunk(kind, head + data)
+        if kind == b"zTXt":
+            return png_chunk(kind, head + bytes([r.choice([0, 0, 0, 8])]) + zlib.compress(data))
+        compressed = r.random() < 0.8
+        body = zlib.compress(data) if compressed else data
+        return png_chunk(kind, head + bytes([int(compressed), r.choice([0, 0, 0, 3])])
+                         + b"en\x00\x00" + body)
+
+    def file(self) -> bytes:
+        r = self.r
+        width, height = r.choice(HEADER_SIDES), r.choice(HEADER_SIDES)
+        header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        texts = [self.text_chunk(r.choice([GRAPH_KEY, GRAPH_KEY, INFO_KEY, "Comment", "x"]),
+                                 self.text()) for _ in range(r.randrange(4))]
+        split = r.randrange(len(texts) + 1)
+        data = (b"\x89PNG\r\n\x1a\n" + header + b"".join(texts[:split])
+                + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + b"".join(texts[split:])
+                + png_chunk(b"IEND", b""))
+        roll = r.random()
+        if roll < 0.1:  # truncated anywhere
+            data = data[: r.randrange(len(data))]
+        elif roll < 0.2:  # one byte flipped anywhere
+            i = r.randrange(len(data))
+            data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
+        elif roll < 0.25:  # the chunk after the header claims 2 GB
+            data = data[:33] + b"\x7f\xff\xff\xf0" + data[37:]
+        return data
+
+
+@fuzz_settings("png")
+@given(rnd=SEEDS, command=st.sampled_from(["show", "show-info", "validate", "check"]))
+def test_png_files_fail_cleanly_without_decoding(fuzz_dir: Path, rnd: random.Random,
+                                                  command: str) -> None:
+    from PIL import Image as PILImage
+    from PIL import ImageFile
+
+    COUNTS["png"] += 1
+    file = fuzz_dir / "g.png"
+    file.write_bytes(PngGen(rnd).file())
+    args = {"show": ["show", str(file)], "show-info": ["show", "--info", str(file)],
+            "validate": ["validate", str(file)], "check": ["check", str(file)]}[command]
+
+    def trap(*a: Any, **k: Any) -> None:
+        raise AssertionError("a PNG was opened or decoded by Pillow")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(PILImage, "open", trap)
+        mp.setattr(ImageFile.ImageFile, "load", trap)
+        code, out, err = run_cli(args)
+    assert code in (0, 2), err
+    assert "Traceback" not in err + out and "AssertionError" not in err
+    assert all(line.startswith("error: ") for line in err.splitlines()), err
+    if command.startswith("show"):
+        assert all(c.isprintable() or c == "\n" for c in out)
+        if code == 0:
+            json.loads(out)
+
+
+# --- sizes a node computes: zero sides, upscales and crops within small limits ----------
+
+SMALL = Limits(max_side=256, max_pixels=20_000, max_upscaled_pixels=30_000)
+
+
+@fuzz_settings("sizes")
+@given(rnd=SEEDS)
+def test_computed_sizes_stay_within_the_limits(fuzz_dir: Path, rnd: random.Random) -> None:
+    from PIL import Image as PILImage
+
+    COUNTS["sizes"] += 1
+    r = rnd
+    width, height = r.randrange(1, 200), r.randrange(1, 100)
+    nodes: dict[str, Any] = {
+        "region": {"type": "mask.region", "params": {"width": width, "height": height}},
+        "img": {"type": "mask.to_image", "inputs": {"mask": "region.mask"}},
+        "fit": {"type": "image.resize", "inputs": {"image": "img.image"}, "params": {
+            "width": r.choice([0, 0, 1, r.randrange(1, 300), r.randrange(1, 5000)]),
+            "height": r.choice([0, 0, 1, r.randrange(1, 300), r.randrange(1, 5000)]),
+            "method": r.choice(["nearest", "bilinear"])}},
+    }
+    last = "fit"
+    if r.random() < 0.5:
+        nodes["up"] = {"type": "image.upscale", "inputs": {"image": "fit.image"},
+                       "params": {"method": "lanczos", "scale": r.choice([2, 4])}}
+        last = "up"
+    if r.random() < 0.3:
+        nodes["cut"] = {"type": "image.crop", "inputs": {"image": f"{last}.image"}, "params": {
+            "x": r.randrange(0, 40), "y": r.randrange(0, 40), "width": r.randrange(1, 300),
+            "height": r.randrange(1, 300)}}
+        last = "cut"
+    nodes["save"] = {"type": "image.save", "inputs": {"image": f"{last}.image"}}
+    file = fuzz_dir / "sizes.json"
+    file.write_text(json.dumps({"format": "graphkit/1", "nodes": nodes}))
+    out = fuzz_dir / "sized"
+    set_limits(SMALL)
+    try:
+        code, _out, err = run_cli(["run", str(file), "--out", str(out), "--device", "cpu"])
+    finally:
+        set_limits(None)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code in (0, 2) and "Traceback" not in err, err
+    if code == 2:
+        expected = ("GRAPHKIT_LIMIT_", "cannot both be 0", "exceeds the image")
+        assert errors and all(any(e in line for e in expected) for line in errors), errors
+    else:
+        with PILImage.open(out / "image.png") as img:
+            w, h = img.size
+        assert w <= SMALL.max_side and h <= SMALL.max_side
+        assert w * h <= max(SMALL.max_pixels, SMALL.max_upscaled_pixels)
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def test_fuzz_example_count() -> None:
