@@ -161,9 +161,13 @@ def _check_header(data: bytes) -> None:
     if width > lim.max_side or height > lim.max_side:
         raise _PngError(f"the PNG claims {width}x{height} pixels; the limit is {lim.max_side} "
                         "per side (GRAPHKIT_LIMIT_MAX_SIDE)", "limit")
-    if width * height > lim.max_pixels:
+    # an upscaled output may be as large as its own limit allows, and still carry its graph
+    pixels, name = (lim.max_pixels, "MAX_PIXELS")
+    if lim.max_upscaled_pixels > lim.max_pixels:
+        pixels, name = lim.max_upscaled_pixels, "MAX_UPSCALED_PIXELS"
+    if width * height > pixels:
         raise _PngError(f"the PNG claims {width}x{height} = {width * height} pixels; the limit "
-                        f"is {lim.max_pixels} (GRAPHKIT_LIMIT_MAX_PIXELS)", "limit")
+                        f"is {pixels} (GRAPHKIT_LIMIT_{name})", "limit")
 
 
 def _limit_of(key: str) -> tuple[int, str]:

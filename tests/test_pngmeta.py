@@ -200,6 +200,7 @@ def test_png_header_over_the_limits_is_one_line_exit_2(
     from graphkit.limits import set_limits
 
     monkeypatch.setenv("GRAPHKIT_LIMIT_MAX_PIXELS", "60000000")
+    monkeypatch.setenv("GRAPHKIT_LIMIT_MAX_UPSCALED_PIXELS", "60000000")
     set_limits(None)
     monkeypatch.setattr("graphkit.limits._LIMITS", None)  # read again, and again after
     path = tmp_path / "bomb.png"
@@ -341,3 +342,22 @@ def test_show_info_prints_one_json_document(
     shown = json.loads(out)  # one document: json.loads refuses two back to back
     assert set(shown) == {"graph", "info"}
     assert shown["graph"] == json.loads(GRAPH) and shown["info"] == info
+
+
+def test_an_upscaled_output_under_its_own_limit_still_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upscales may be larger than MAX_PIXELS when MAX_UPSCALED_PIXELS allows it."""
+    from graphkit.limits import set_limits
+
+    path = tmp_path / "big.png"
+    path.write_bytes(png_bytes(4000, 4000, itxt(GRAPH_KEY, GRAPH)))
+    monkeypatch.setenv("GRAPHKIT_LIMIT_MAX_PIXELS", "10000000")
+    monkeypatch.setenv("GRAPHKIT_LIMIT_MAX_UPSCALED_PIXELS", "12000000")
+    set_limits(None)
+    monkeypatch.setattr("graphkit.limits._LIMITS", None)
+    with pytest.raises(GraphError, match="GRAPHKIT_LIMIT_MAX_UPSCALED_PIXELS"):
+        read_graph_text(path)
+    monkeypatch.setenv("GRAPHKIT_LIMIT_MAX_UPSCALED_PIXELS", "16000000")
+    set_limits(None)
+    assert read_graph_text(path) == GRAPH
