@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from graphkit.errors import GraphError
+from graphkit.fileio import folder_problem
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -85,12 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _input_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", dest="inputs", action="append", default=[], type=Path,
                         metavar="DIR", help="another folder images may be loaded from")
-
-
-def _output_folder_problem(folder: Path) -> str | None:
-    from graphkit.fileio import folder_problem
-
-    return folder_problem(folder)
 
 
 def _check_input_folders(args: argparse.Namespace) -> None:
@@ -171,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise CliError(f"--device: {exc}") from None
         os.environ["GRAPHKIT_DEVICE"] = args.device
     _check_input_folders(args)
-    out_problem = _output_folder_problem(args.out)
+    out_problem = folder_problem(args.out)
     if out_problem:
         raise CliError(f"--out {out_problem}")
     graph = Graph.load(args.file)
@@ -346,7 +341,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from graphkit.tinymodels import write_tiny_models
 
-    problem_text = _output_folder_problem(args.dir)
+    problem_text = folder_problem(args.dir)
     if problem_text:
         raise CliError(f"models tiny: {problem_text}")
     try:
