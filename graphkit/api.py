@@ -35,6 +35,7 @@ from graphkit.limits import limits
 from graphkit.overrides import parse_value, split_override
 from graphkit.registry import Registry, registry
 from graphkit.scheduler import RunResult, Scheduler
+from graphkit.suggest import with_hint
 from graphkit.validate import Checked, check
 
 DEFAULT_DEVICE_CACHE_MB = 4096
@@ -116,8 +117,8 @@ class Graph:
         for item in overrides:
             node_id, name, raw = split_override(item)
             if node_id not in self.doc.nodes:
-                raise GraphError([problem("override", "no such node in the graph", node_id,
-                                          name)])
+                message = with_hint("no such node in the graph", node_id, self.doc.nodes)
+                raise GraphError([problem("override", message, node_id, name)])
             spec = self.registry.get(self.doc.nodes[node_id].type)
             param = spec.params.get(name) if spec is not None else None
             self.set_param(node_id, name, parse_value(raw, param.schema if param else None))

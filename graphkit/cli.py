@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graphkit", description="Typed node graphs for "
                                      "diffusion models: run, check and edit graph files.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"graphkit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a graph file (or a graphkit PNG) headless")
@@ -77,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("file", type=Path)
     show.add_argument("--info", action="store_true", help="also print versions and models")
     return parser
+
+
+def _version() -> str:
+    """The installed graphkit version (the package's own when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("graphkit")
+    except PackageNotFoundError:
+        from graphkit import __version__
+
+        return __version__
 
 
 def _model_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -144,7 +157,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise CliError(f"--device: {exc}") from None
         os.environ["GRAPHKIT_DEVICE"] = args.device
     graph = Graph.load(args.file)
-    graph.apply_overrides(args.overrides)
+    try:
+        graph.apply_overrides(args.overrides)
+    except GraphError as exc:
+        exc.source = exc.source or str(args.file)
+        raise
     problems = graph.validate()
     if problems:
         raise GraphError(problems, str(args.file))
