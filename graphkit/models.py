@@ -33,6 +33,7 @@ from typing import Any, Literal
 import torch
 
 from graphkit.devices import default_dtype, host_device, pick_device
+from graphkit.image_processors import choose_pil_image_processors
 from graphkit.model_sources import (  # ModelError, ModelRef, Resolved: re-exported here
     _FIX,
     ModelError,
@@ -253,6 +254,7 @@ class ModelManager:
         if resolved.kind != "hub" and not self.allow_unsafe_weights:
             _refuse_pickle_only(ref.id, Path(resolved.source))
         kwargs = self._load_kwargs(ref, resolved, dtype)
+        choose_pil_image_processors()
         with _quiet_progress():
             try:
                 base = load(resolved, kwargs)
