@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--models", choices=["hub", "tiny"], default=None,
                      help="'tiny' maps every default model to tiny offline test models")
     run.add_argument("--json", action="store_true", help="print a JSON report")
+    run.add_argument("--progress", action="store_true", help="print step progress also "
+                     "when stderr is not a terminal (one line per step)")
     _model_dir_option(run)
     run.add_argument("--allow-unsafe-weights", action="store_true",
                      help="also load pickle weights (.bin/.ckpt), which can run code: "
@@ -169,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not folder.is_dir():
             raise CliError(f"--input '{folder}' is not a folder")
     control = RunControl()
-    printer = ProgressPrinter(sys.stderr, quiet=False)
+    printer = ProgressPrinter(sys.stderr, steps=True if args.progress else None)
     previous = signal.signal(signal.SIGINT, _cancel_on_first(control))
     try:
         result = graph.run(args.out, device=args.device, inputs=args.inputs,
