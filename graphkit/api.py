@@ -153,16 +153,25 @@ class Graph:
         listeners: Iterable[Listener] = (),
         control: RunControl | None = None,
         scheduler: Scheduler | None = None,
+        models: str | None = None,
     ) -> RunResult:
-        """Validate, then run what the output nodes need; raises GraphError on bad input."""
+        """Validate, then run what the output nodes need; raises GraphError on bad input.
+
+        ``models`` picks the model profile for this run: ``"tiny"`` (random-weight
+        stand-ins, offline) or ``"hub"`` (the real weights); by default the process's
+        (``GRAPHKIT_MODELS``, else hub).
+        """
+        if models not in (None, "hub", "tiny"):
+            raise ValueError(f"models={models!r}: use 'hub' or 'tiny' (or leave it out)")
         checked = self.checked()
         if checked.problems:
             raise GraphError(checked.problems)
         dev = device if isinstance(device, torch.device) else pick_device(device)
         sandbox = Sandbox([self.base_dir, *map(Path, inputs)], Path(out))
+        extras, salts = _model_profile(checked, models)
         return (scheduler or default_scheduler()).run(
             checked, device=dev, sandbox=sandbox, control=control, targets=targets,
-            listeners=listeners, graph_json=self.dumps(),
+            listeners=listeners, graph_json=self.dumps(), extras=extras, salts=salts,
         )
 
     # saving -----------------------------------------------------------------------------
@@ -181,6 +190,25 @@ class Graph:
         """Write the graph file atomically."""
         self.dumps()
         save_doc(self.doc, Path(path))
+
+
+def _model_profile(checked: Checked, models: str | None
+                   ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The run's model manager (for the profile asked for) and, for each node that loads a
+    model, a cache salt naming the profile: a tiny run's outputs never serve a hub run."""
+    from graphkit.requirements import is_model_param
+
+    loaders = [nid for nid, node in checked.nodes.items()
+               if any(is_model_param(name) for name in node.spec.params)]
+    if not loaders and models is None:
+        return {}, {}
+    from graphkit.models import manager_for
+
+    manager = manager_for(models)
+    salt = f"models:{manager.profile}"
+    if manager.profile == "tiny":
+        salt += f":{manager.tiny_root}"
+    return {"models": manager}, dict.fromkeys(loaders, salt)
 
 
 def load(path: str | Path) -> Graph:

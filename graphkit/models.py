@@ -414,8 +414,33 @@ def configure(**kwargs: Any) -> ModelManager:
     with _manager_lock:
         if _MANAGER is not None:
             _MANAGER.free()
+        for other in _OTHER_PROFILES.values():
+            other.free()
+        _OTHER_PROFILES.clear()
         _MANAGER = ModelManager(**kwargs)
         return _MANAGER
+
+
+_OTHER_PROFILES: dict[str, ModelManager] = {}
+
+
+def manager_for(profile: str | None = None) -> ModelManager:
+    """The process-wide manager, or, for another profile ('hub' or 'tiny'), a manager of
+    that profile kept beside it (same device and weight policy), so one run can use the
+    tiny models without changing what the rest of the process uses."""
+    current = get_manager()
+    if profile is None or profile == current.profile:
+        return current
+    if profile not in ("hub", "tiny"):
+        raise ValueError(f"unknown model profile '{profile}'; use 'hub' or 'tiny'")
+    with _manager_lock:
+        other = _OTHER_PROFILES.get(profile)
+        if other is None:
+            other = ModelManager(profile=profile, device=current.device, dtype=current.dtype,
+                                 budget_bytes=current.budget_bytes, variant=current.variant,
+                                 allow_unsafe_weights=current.allow_unsafe_weights)
+            _OTHER_PROFILES[profile] = other
+        return other
 
 
 # --- helpers ------------------------------------------------------------------------

@@ -68,18 +68,36 @@ def read_info(path: Path) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-def run_info(graph_json: str = "", **extra: Any) -> dict[str, Any]:
-    """Software versions, and the models this graph uses with the revisions loaded."""
+def run_info(graph_json: str = "", manager: Any = None, **extra: Any) -> dict[str, Any]:
+    """Software versions, the model profile, and the models this graph uses with the
+    revisions loaded (from ``manager``, else the process's model manager if there is one)."""
     import sys
 
     info: dict[str, Any] = {"versions": dict(_versions()), **extra}
-    models = sys.modules.get("graphkit.models")
-    manager = getattr(models, "_MANAGER", None) if models is not None else None
+    if manager is None:
+        models = sys.modules.get("graphkit.models")
+        manager = getattr(models, "_MANAGER", None) if models is not None else None
     if manager is not None:
+        info["profile"] = manager.profile
         used = _graph_models(graph_json)
         info["models"] = {name: entry for name, entry in manager.loaded().items()
                           if used is None or name in used}
     return info
+
+
+def recorded_profile(info: dict[str, Any]) -> str | None:
+    """The model profile ('hub' or 'tiny') a PNG's run info records, or None.
+
+    PNGs written before the profile was recorded still say which kind each model was."""
+    profile = info.get("profile")
+    if profile in ("hub", "tiny"):
+        return profile
+    models = info.get("models")
+    kinds = {entry.get("kind") for entry in models.values() if isinstance(entry, dict)} \
+        if isinstance(models, dict) else set()
+    if "tiny" in kinds:
+        return "tiny"
+    return "hub" if kinds else None
 
 
 @functools.cache

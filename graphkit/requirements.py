@@ -24,6 +24,11 @@ class Needs:
                 "ok": not self.missing}
 
 
+def is_model_param(name: str) -> bool:
+    """Params naming a model: ``model`` or ``*_model``."""
+    return name == "model" or name.endswith("_model")
+
+
 def model_params(doc: GraphDoc, reg: Registry) -> dict[str, tuple[str, str | None]]:
     """Model names a graph uses: node params called ``model`` or ``*_model``, defaults filled."""
     found: dict[str, tuple[str, str | None]] = {}
@@ -32,7 +37,7 @@ def model_params(doc: GraphDoc, reg: Registry) -> dict[str, tuple[str, str | Non
         if spec is None:
             continue
         for name, param in spec.params.items():
-            if name != "model" and not name.endswith("_model"):
+            if not is_model_param(name):
                 continue
             value = entry.params.get(name, param.default)
             revision = entry.params.get("revision")
