@@ -146,7 +146,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from graphkit.context import RunControl
     from graphkit.progress import ProgressPrinter
 
-    _set_model_profile(args.models)
     _set_model_access(args)
     if args.device != "auto":  # models run where the graph runs
         import os
@@ -159,6 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise CliError(f"--device: {exc}") from None
         os.environ["GRAPHKIT_DEVICE"] = args.device
     graph = Graph.load(args.file)
+    _set_model_profile(args.models or _png_profile(args.file, graph))
     try:
         graph.apply_overrides(args.overrides)
     except GraphError as exc:
@@ -205,6 +205,36 @@ def _cancel_on_first(control: Any) -> Callable[[int, Any], None]:
         control.cancel()
 
     return handler
+
+
+_PROFILE_NOTES = {
+    "tiny": "the tiny model profile; re-running with --models tiny (--models hub for the "
+            "real weights)",
+    "hub": "the real weights (hub profile); re-running with --models hub (--models tiny for "
+           "the offline test models)",
+}
+
+
+def _png_profile(file: Path, graph: Any) -> str | None:
+    """For a PNG whose graph loads models, the model profile it was made with (printing a
+    one-line note); None for graph files, when GRAPHKIT_MODELS is set, or when unknown."""
+    import os
+
+    from graphkit.pngmeta import read_info, recorded_profile
+    from graphkit.requirements import model_params
+
+    if file.suffix.lower() != ".png" or os.environ.get("GRAPHKIT_MODELS"):
+        return None
+    if not model_params(graph.doc, graph.registry):
+        return None
+    try:
+        info = read_info(file)
+    except (GraphError, ValueError):
+        return None
+    profile = recorded_profile(info) if isinstance(info, dict) else None
+    if profile is not None:
+        print(f"note: {file} was made with {_PROFILE_NOTES[profile]}", file=sys.stderr)
+    return profile
 
 
 def _set_model_profile(profile: str | None) -> None:
