@@ -22,7 +22,12 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/graphkit run $(GRAPH) --models $(MODELS) --out $(OUT)
+	@echo "$(BIN)/graphkit run $(GRAPH) --models $(MODELS) --out $(OUT)"
+	@$(BIN)/graphkit run $(GRAPH) --models $(MODELS) --out $(OUT) || { status=$$?; \
+	  if [ "$(MODELS)" != tiny ]; then \
+	    echo "hint: without the real weights here, 'make run MODELS=tiny' runs offline on the tiny models;" \
+	         "to download them first: $(BIN)/graphkit models pull $(GRAPH)" >&2; \
+	  fi; exit $$status; }
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }

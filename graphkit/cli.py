@@ -341,9 +341,25 @@ def cmd_models(args: argparse.Namespace) -> int:
     written = write_tiny_models(args.dir, force=args.force)
     for model_id, path in written.items():
         print(f"{model_id}: {path}")
-    print(f"use them with: GRAPHKIT_MODELS=tiny GRAPHKIT_TINY_DIR={args.dir} "
-          "(or graphkit run --models tiny)")
+    print(tiny_models_hint(args.dir))
     return EXIT_OK
+
+
+def tiny_models_hint(folder: Path) -> str:
+    """How to run a graph on the tiny models in ``folder``: --models tiny alone when it is
+    the folder the tiny profile reads (GRAPHKIT_TINY_DIR, else the default), otherwise with
+    GRAPHKIT_TINY_DIR set to its absolute path."""
+    import os
+    import shlex
+
+    from graphkit.model_sources import DEFAULT_TINY_DIR
+
+    folder = Path(folder).expanduser().resolve()
+    used = Path(os.environ.get("GRAPHKIT_TINY_DIR") or DEFAULT_TINY_DIR).expanduser().resolve()
+    if folder == used:
+        return "use them with: graphkit run GRAPH --models tiny"
+    return (f"use them with: GRAPHKIT_TINY_DIR={shlex.quote(str(folder))} "
+            "graphkit run GRAPH --models tiny")
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
