@@ -114,7 +114,8 @@ def _versions() -> tuple[tuple[str, str | None], ...]:
 
 
 def _graph_models(graph_json: str) -> set[str] | None:
-    """Model names a graph's nodes use (defaults included); None when it cannot be read."""
+    """Model names a graph's nodes use (defaults included), named as the model manager
+    names them (``id@revision`` when a revision is pinned); None when it cannot be read."""
     from graphkit.graph import doc_from_raw, parse_json
     from graphkit.registry import registry
     from graphkit.requirements import model_params
@@ -125,4 +126,5 @@ def _graph_models(graph_json: str) -> set[str] | None:
         doc = doc_from_raw(parse_json(graph_json))
     except GraphError:
         return None
-    return {name for name, _revision in model_params(doc, registry()).values()}
+    return {name if revision is None else f"{name}@{revision}"
+            for name, revision in model_params(doc, registry()).values()}
