@@ -57,6 +57,9 @@ logging.getLogger("diffusers.models.modeling_utils").addFilter(_drop_empty_fp32_
 Task = Literal["text2image", "image2image", "inpaint"]
 TASKS: tuple[str, ...] = ("text2image", "image2image", "inpaint")
 
+_SDXL_CLASSES = ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline",
+                 "StableDiffusionXLInpaintPipeline")
+
 UNSAFE_WEIGHTS_ENV = "GRAPHKIT_ALLOW_UNSAFE_WEIGHTS"
 _UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
@@ -303,11 +306,15 @@ class ModelManager:
         return load
 
     def _load_sdxl(self, resolved: Resolved, kwargs: dict) -> Any:
-        from diffusers import AutoPipelineForInpainting, AutoPipelineForText2Image
+        import diffusers
 
-        index = _model_index(resolved)
-        cls = AutoPipelineForInpainting if "Inpaint" in index.get("_class_name", "") \
-            else AutoPipelineForText2Image
+        name = str(_model_index(resolved).get("_class_name", ""))
+        # The SDXL classes by name: diffusers' AutoPipeline would read model_index.json
+        # from the hub cache again through a deprecated download argument (a warning on
+        # every run with real weights). Other checkpoints go through AutoPipeline.
+        cls = getattr(diffusers, name) if name in _SDXL_CLASSES else (
+            diffusers.AutoPipelineForInpainting if "Inpaint" in name
+            else diffusers.AutoPipelineForText2Image)
         return self._load_pipeline(cls, resolved, kwargs)
 
     def _load_kandinsky_decoder(self, resolved: Resolved, kwargs: dict) -> Any:
