@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                            "model, in the real on-disk layout, for offline runs and tests")
     tiny.add_argument("dir", type=Path)
     tiny.add_argument("--force", action="store_true", help="rewrite existing folders")
+    pull = msub.add_parser("pull", help="download the hub models a graph needs into the "
+                           "Hugging Face cache (safetensors and configs only, at the "
+                           "revisions the graph pins), so later runs work offline")
+    pull.add_argument("file", type=Path, metavar="GRAPH", help="a graph file or graphkit PNG")
+    pull.add_argument("--dry-run", action="store_true",
+                      help="list the files and sizes without downloading")
 
     from graphkit.editor.launch import add_edit_parser
 
@@ -336,6 +342,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    if args.models_command == "pull":
+        return _models_pull(args)
     from graphkit.tinymodels import write_tiny_models
 
     written = write_tiny_models(args.dir, force=args.force)
@@ -343,6 +351,23 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{model_id}: {path}")
     print(tiny_models_hint(args.dir))
     return EXIT_OK
+
+
+def _models_pull(args: argparse.Namespace) -> int:
+    from graphkit.api import Graph
+    from graphkit.model_pull import pull_graph
+
+    graph = Graph.load(args.file)
+    if not sys.stderr.isatty():  # download bars only where they redraw in place
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    errors = pull_graph(graph.doc, graph.registry, print, dry_run=args.dry_run)
+    for err in errors:
+        print(f"error: {args.file}: {err}", file=sys.stderr)
+    if not errors:
+        return EXIT_OK
+    return EXIT_BAD_INPUT if all(err.missing for err in errors) else EXIT_FAILED
 
 
 def tiny_models_hint(folder: Path) -> str:
