@@ -103,6 +103,7 @@ def test_png_rerun_uses_the_recorded_profile_unless_models_is_given(
     assert real.returncode == 2
     assert "note:" not in real.stderr
     assert "model 'stabilityai/sdxl-turbo' not found" in real.stderr
+    assert "download it with 'graphkit models pull GRAPH'" in real.stderr
 
 
 def test_png_of_a_graph_without_models_gets_no_note(tmp_path: Path) -> None:
