@@ -52,6 +52,19 @@ def test_pick_files_keeps_what_the_loaders_read() -> None:
                       pipeline=False) == ["config.json", "model.safetensors"]
 
 
+def test_each_model_param_is_paired_with_its_own_revision() -> None:
+    from graphkit.graph import GraphDoc
+    from graphkit.model_pull import graph_hub_models
+    from graphkit.registry import registry
+
+    doc = GraphDoc.model_validate({"nodes": {"dec": {"type": "kandinsky.decoder", "params": {
+        "revision": "r-main", "inpaint_revision": "r-inpaint"}}}})
+    hub, local = graph_hub_models(doc, registry())
+    assert sorted(hub) == [("kandinsky-community/kandinsky-2-2-decoder", "r-main"),
+                           ("kandinsky-community/kandinsky-2-2-decoder-inpaint", "r-inpaint")]
+    assert local == []
+
+
 @pytest.fixture
 def hub(tmp_path_factory: pytest.TempPathFactory):
     tiny = shared_tiny_root(tmp_path_factory)
