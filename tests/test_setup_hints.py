@@ -1,5 +1,6 @@
-"""`graphkit models tiny DIR` prints a command that really uses DIR, and `make run` with
-real weights missing points to the tiny profile."""
+"""Set-up and hints: `make` picks the torch index asked for and refuses an old Python,
+`graphkit models tiny DIR` prints a command that really uses DIR, and `make run` with real
+weights missing points to the tiny profile."""
 
 from __future__ import annotations
 
@@ -69,3 +70,36 @@ def test_make_run_with_missing_real_weights_suggests_models_tiny(tmp_path: Path)
     assert "model 'stabilityai/sdxl-turbo' not found" in proc.stderr
     assert "make run MODELS=tiny" in proc.stdout + proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _make_dry_run(*args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "TORCH_INDEX")}
+    proc = subprocess.run(["make", "--no-print-directory", "-n", "-B", ".venv/.installed",
+                           *args], capture_output=True, text=True, timeout=60, env=env,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_make_setup_installs_torch_from_the_index_asked_for() -> None:
+    torch_lines = [line for line in _make_dry_run().splitlines()
+                   if "pip install -q torch==" in line]
+    assert [line.split()[-1] for line in torch_lines] == ["torch==2.13.0"]
+    cpu = "https://download.pytorch.org/whl/cpu"
+    torch_lines = [line for line in _make_dry_run(f"TORCH_INDEX={cpu}").splitlines()
+                   if "pip install -q torch==" in line]
+    assert [line.split()[-3:] for line in torch_lines] == [
+        ["torch==2.13.0", "--index-url", cpu]]
+
+
+def test_make_setup_refuses_python_older_than_3_11(tmp_path: Path) -> None:
+    old = tmp_path / "python-old"
+    old.write_text(f"#!/bin/sh\nexec {sys.executable} -c 'import sys; sys.exit(1)'\n")
+    old.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "MAKEFLAGS"}
+    proc = subprocess.run(["make", "--no-print-directory", "-B", f"VENV={tmp_path / 'venv'}",
+                           f"PYTHON={old}", "setup"], capture_output=True, text=True,
+                          timeout=60, env=env, cwd=ROOT)
+    assert proc.returncode != 0
+    assert "graphkit needs Python 3.11 or newer" in proc.stderr
+    assert not (tmp_path / "venv").exists()
