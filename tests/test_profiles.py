@@ -16,6 +16,7 @@ from tiny_fixture import shared_tiny_root
 import graphkit
 from graphkit import models as gm
 from graphkit.pngmeta import encode_png, read_info, recorded_profile
+from graphkit.scheduler import Scheduler
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPHS = ROOT / "graphs"
@@ -47,7 +48,8 @@ def test_run_models_tiny_from_python(hub_process: gm.ModelManager, tmp_path: Pat
     """`run(models="tiny")` runs on the tiny models for that run only; the result's value is
     a graphkit.Image whose `.pixels` is the tensor; the PNG records the profile."""
     graph = small_sdxl()
-    result = graph.run(tmp_path / "tiny", device="cpu", models="tiny")
+    sched = Scheduler()  # an empty cache: earlier tests' outputs do not count
+    result = graph.run(tmp_path / "tiny", device="cpu", models="tiny", scheduler=sched)
     assert result.ok, result.failed
     image = result.value("gen")
     assert isinstance(image, graphkit.Image)
@@ -58,7 +60,7 @@ def test_run_models_tiny_from_python(hub_process: gm.ModelManager, tmp_path: Pat
     assert gm.get_manager().profile == "hub"  # the process default is unchanged
 
     # the same graph on the hub profile is not served the tiny run's cached outputs
-    again = graph.run(tmp_path / "hub", device="cpu")
+    again = graph.run(tmp_path / "hub", device="cpu", scheduler=sched)
     assert "gen" in again.failed and "prompt" in again.cached
     assert "not found" in again.failed["gen"]
 
