@@ -8,21 +8,34 @@ GRAPH ?= graphs/sdxl_turbo.json
 # tiny: random-weight stand-ins written on first use (no download); hub: the real weights
 MODELS ?= tiny
 OUT ?= out
+# torch is installed first, pinned; TORCH_INDEX picks the wheel index (CPU or a CUDA build)
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX ?=
 
 .PHONY: setup run test lint bench browser
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "graphkit needs Python 3.11 or newer; $(PYTHON) is older (use make PYTHON=python3.11)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { \
+	  echo "hint: $(PYTHON) has no venv module (Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
 	$(BIN)/pip install -q --upgrade pip
-	# The CPU build of torch first: a bare `torch` requirement would pull a CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
+	@echo "torch $(TORCH_VERSION) first, from $(if $(TORCH_INDEX),$(TORCH_INDEX),pip's configured index):" \
+	  "a local CPU wheel where one is provided; from PyPI on Linux, the CUDA build." \
+	  "Pick one with TORCH_INDEX=https://download.pytorch.org/whl/cpu (or a CUDA index; see README)"
+	$(BIN)/pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e ".[editor,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/graphkit run $(GRAPH) --models $(MODELS) --out $(OUT)
+	@echo "$(BIN)/graphkit run $(GRAPH) --models $(MODELS) --out $(OUT)"
+	@$(BIN)/graphkit run $(GRAPH) --models $(MODELS) --out $(OUT) || { status=$$?; \
+	  if [ "$(MODELS)" != tiny ]; then \
+	    echo "hint: without the real weights here, 'make run MODELS=tiny' runs offline on the tiny models;" \
+	         "to download them first: $(BIN)/graphkit models pull $(GRAPH)" >&2; \
+	  fi; exit $$status; }
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }

@@ -38,6 +38,7 @@ from graphkit.limits import limits
 from graphkit.overrides import parse_value, split_override
 from graphkit.registry import Registry, registry
 from graphkit.scheduler import RunResult, Scheduler
+from graphkit.suggest import with_hint
 from graphkit.validate import Checked, check
 
 DEFAULT_DEVICE_CACHE_MB = 4096
@@ -119,8 +120,8 @@ class Graph:
         for item in overrides:
             node_id, name, raw = split_override(item)
             if node_id not in self.doc.nodes:
-                raise GraphError([problem("override", "no such node in the graph", node_id,
-                                          name)])
+                message = with_hint("no such node in the graph", node_id, self.doc.nodes)
+                raise GraphError([problem("override", message, node_id, name)])
             spec = self.registry.get(self.doc.nodes[node_id].type)
             param = spec.params.get(name) if spec is not None else None
             schema = param.schema if param else None
@@ -161,9 +162,17 @@ class Graph:
         listeners: Iterable[Listener] = (),
         control: RunControl | None = None,
         scheduler: Scheduler | None = None,
+        models: str | None = None,
     ) -> RunResult:
         """Validate, then run what the output nodes need; raises GraphError on bad input
-        (input files a run needs included, like any other problem, before anything runs)."""
+        (input files a run needs included, like any other problem, before anything runs).
+
+        ``models`` picks the model profile for this run: ``"tiny"`` (random-weight
+        stand-ins, offline) or ``"hub"`` (the real weights); by default the process's
+        (``GRAPHKIT_MODELS``, else hub).
+        """
+        if models not in (None, "hub", "tiny"):
+            raise ValueError(f"models={models!r}: use 'hub' or 'tiny' (or leave it out)")
         checked = self.checked()
         inputs = list(inputs)
         out_problem = folder_problem(Path(out))
@@ -175,9 +184,10 @@ class Graph:
         if problems:
             raise GraphError(problems)
         dev = device if isinstance(device, torch.device) else pick_device(device)
+        extras, salts = _model_profile(checked, models)
         return (scheduler or default_scheduler()).run(
             checked, device=dev, sandbox=sandbox, control=control, targets=targets,
-            listeners=listeners, graph_json=self.dumps(),
+            listeners=listeners, graph_json=self.dumps(), extras=extras, salts=salts,
         )
 
     # saving -----------------------------------------------------------------------------
@@ -196,6 +206,25 @@ class Graph:
         """Write the graph file atomically."""
         self.dumps()
         save_doc(self.doc, Path(path))
+
+
+def _model_profile(checked: Checked, models: str | None
+                   ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The run's model manager (for the profile asked for) and, for each node that loads a
+    model, a cache salt naming the profile: a tiny run's outputs never serve a hub run."""
+    from graphkit.requirements import is_model_param
+
+    loaders = [nid for nid, node in checked.nodes.items()
+               if any(is_model_param(name) for name in node.spec.params)]
+    if not loaders and models is None:
+        return {}, {}
+    from graphkit.models import manager_for
+
+    manager = manager_for(models)
+    salt = f"models:{manager.profile}"
+    if manager.profile == "tiny":
+        salt += f":{manager.tiny_root}"
+    return {"models": manager}, dict.fromkeys(loaders, salt)
 
 
 def load(path: str | Path) -> Graph:

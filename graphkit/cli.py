@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graphkit", description="Typed node graphs for "
                                      "diffusion models: run, check and edit graph files.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"graphkit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a graph file (or a graphkit PNG) headless")
@@ -37,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--models", choices=["hub", "tiny"], default=None,
                      help="'tiny' maps every default model to tiny offline test models")
     run.add_argument("--json", action="store_true", help="print a JSON report")
+    run.add_argument("--progress", action="store_true", help="print step progress also "
+                     "when stderr is not a terminal (one line per step)")
     _model_dir_option(run)
     run.add_argument("--allow-unsafe-weights", action="store_true",
                      help="also load pickle weights (.bin/.ckpt), which can run code: "
@@ -72,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
                            "model, in the real on-disk layout, for offline runs and tests")
     tiny.add_argument("dir", type=Path)
     tiny.add_argument("--force", action="store_true", help="rewrite existing folders")
+    pull = msub.add_parser("pull", help="download the hub models a graph needs into the "
+                           "Hugging Face cache (safetensors and configs only, at the "
+                           "revisions the graph pins), so later runs work offline")
+    pull.add_argument("file", type=Path, metavar="GRAPH", help="a graph file or graphkit PNG")
+    pull.add_argument("--dry-run", action="store_true",
+                      help="list the files and sizes without downloading")
 
     from graphkit.editor.launch import add_edit_parser
 
@@ -92,6 +101,18 @@ def _check_input_folders(args: argparse.Namespace) -> None:
     for folder in args.inputs:
         if not folder.is_dir():
             raise CliError(f"--input '{folder}' is not a folder")
+
+
+def _version() -> str:
+    """The installed graphkit version (the package's own when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("graphkit")
+    except PackageNotFoundError:
+        from graphkit import __version__
+
+        return __version__
 
 
 def _model_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -153,7 +174,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from graphkit.context import RunControl
     from graphkit.progress import ProgressPrinter
 
-    _set_model_profile(args.models)
     _set_model_access(args)
     if args.device != "auto":  # models run where the graph runs
         import os
@@ -170,12 +190,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if out_problem:
         raise CliError(f"--out {out_problem}")
     graph = Graph.load(args.file)
-    graph.apply_overrides(args.overrides)
+    _set_model_profile(args.models or _png_profile(args.file, graph))
+    try:
+        graph.apply_overrides(args.overrides)
+    except GraphError as exc:
+        exc.source = exc.source or str(args.file)
+        raise
     problems = graph.validate(args.inputs)
     if problems:
         raise GraphError(problems, str(args.file))
     control = RunControl()
-    printer = ProgressPrinter(sys.stderr, quiet=False)
+    printer = ProgressPrinter(sys.stderr, steps=True if args.progress else None)
     previous = signal.signal(signal.SIGINT, _cancel_on_first(control))
     try:
         result = graph.run(args.out, device=args.device, inputs=args.inputs,
@@ -209,6 +234,36 @@ def _cancel_on_first(control: Any) -> Callable[[int, Any], None]:
         control.cancel()
 
     return handler
+
+
+_PROFILE_NOTES = {
+    "tiny": "the tiny model profile; re-running with --models tiny (--models hub for the "
+            "real weights)",
+    "hub": "the real weights (hub profile); re-running with --models hub (--models tiny for "
+           "the offline test models)",
+}
+
+
+def _png_profile(file: Path, graph: Any) -> str | None:
+    """For a PNG whose graph loads models, the model profile it was made with (printing a
+    one-line note); None for graph files, when GRAPHKIT_MODELS is set, or when unknown."""
+    import os
+
+    from graphkit.pngmeta import read_info, recorded_profile
+    from graphkit.requirements import model_params
+
+    if file.suffix.lower() != ".png" or os.environ.get("GRAPHKIT_MODELS"):
+        return None
+    if not model_params(graph.doc, graph.registry):
+        return None
+    try:
+        info = read_info(file)
+    except (GraphError, ValueError):
+        return None
+    profile = recorded_profile(info) if isinstance(info, dict) else None
+    if profile is not None:
+        print(f"note: {file} was made with {_PROFILE_NOTES[profile]}", file=sys.stderr)
+    return profile
 
 
 def _set_model_profile(profile: str | None) -> None:
@@ -339,6 +394,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    if args.models_command == "pull":
+        return _models_pull(args)
     from graphkit.tinymodels import write_tiny_models
 
     problem_text = folder_problem(args.dir)
@@ -351,9 +408,42 @@ def cmd_models(args: argparse.Namespace) -> int:
                        f"{exc.strerror or exc}") from None
     for model_id, path in written.items():
         print(f"{model_id}: {path}")
-    print(f"use them with: GRAPHKIT_MODELS=tiny GRAPHKIT_TINY_DIR={args.dir} "
-          "(or graphkit run --models tiny)")
+    print(tiny_models_hint(args.dir))
     return EXIT_OK
+
+
+def _models_pull(args: argparse.Namespace) -> int:
+    from graphkit.api import Graph
+    from graphkit.model_pull import pull_graph
+
+    graph = Graph.load(args.file)
+    if not sys.stderr.isatty():  # download bars only where they redraw in place
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    errors = pull_graph(graph.doc, graph.registry, print, dry_run=args.dry_run)
+    for err in errors:
+        print(f"error: {args.file}: {err}", file=sys.stderr)
+    if not errors:
+        return EXIT_OK
+    return EXIT_BAD_INPUT if all(err.missing for err in errors) else EXIT_FAILED
+
+
+def tiny_models_hint(folder: Path) -> str:
+    """How to run a graph on the tiny models in ``folder``: --models tiny alone when it is
+    the folder the tiny profile reads (GRAPHKIT_TINY_DIR, else the default), otherwise with
+    GRAPHKIT_TINY_DIR set to its absolute path."""
+    import os
+    import shlex
+
+    from graphkit.model_sources import DEFAULT_TINY_DIR
+
+    folder = Path(folder).expanduser().resolve()
+    used = Path(os.environ.get("GRAPHKIT_TINY_DIR") or DEFAULT_TINY_DIR).expanduser().resolve()
+    if folder == used:
+        return "use them with: graphkit run GRAPH --models tiny"
+    return (f"use them with: GRAPHKIT_TINY_DIR={shlex.quote(str(folder))} "
+            "graphkit run GRAPH --models tiny")
 
 
 def cmd_edit(args: argparse.Namespace) -> int:

@@ -127,7 +127,10 @@ class RunContext:
 
     @property
     def models(self) -> Any:
-        """The process model manager (loaded on first use)."""
+        """The run's model manager (the process one unless the run chose a profile)."""
+        manager = self.extras.get("models")
+        if manager is not None:
+            return manager
         from graphkit.models import get_manager
 
         return get_manager()

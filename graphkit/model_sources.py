@@ -26,8 +26,8 @@ PROBE_TIMEOUT_S = 3.0
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", re.ASCII)  # matched whole
 MODEL_DIRS_ENV = "GRAPHKIT_MODEL_DIRS"
 _FIX = (
-    "connect to the network, set HF_HOME to a cache that has it, pass a local folder path, "
-    "or use the tiny profile (--models tiny)"
+    "download it with 'graphkit models pull GRAPH' (or connect to the network), set HF_HOME "
+    "to a cache that has it, pass a local folder path, or use the tiny profile (--models tiny)"
 )
 
 

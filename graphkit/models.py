@@ -35,6 +35,7 @@ from typing import Any, Literal
 import torch
 
 from graphkit.devices import default_dtype, host_device, pick_device
+from graphkit.image_processors import choose_pil_image_processors
 from graphkit.model_folders import UNSAFE_WEIGHTS_ENV, refusal
 from graphkit.model_sources import (  # ModelError, ModelRef, Resolved: re-exported here
     _FIX,
@@ -58,6 +59,9 @@ logging.getLogger("diffusers.models.modeling_utils").addFilter(_drop_empty_fp32_
 
 Task = Literal["text2image", "image2image", "inpaint"]
 TASKS: tuple[str, ...] = ("text2image", "image2image", "inpaint")
+
+_SDXL_CLASSES = ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline",
+                 "StableDiffusionXLInpaintPipeline")
 
 
 @dataclass
@@ -265,6 +269,7 @@ class ModelManager:
         if reason:
             raise ModelError(reason)
         kwargs = self._load_kwargs(ref, resolved, dtype)
+        choose_pil_image_processors()
         with _quiet_progress():
             try:
                 base = load(resolved, kwargs)
@@ -313,11 +318,15 @@ class ModelManager:
         return load
 
     def _load_sdxl(self, resolved: Resolved, kwargs: dict) -> Any:
-        from diffusers import AutoPipelineForInpainting, AutoPipelineForText2Image
+        import diffusers
 
-        index = _model_index(resolved)
-        cls = AutoPipelineForInpainting if "Inpaint" in index.get("_class_name", "") \
-            else AutoPipelineForText2Image
+        name = str(_model_index(resolved).get("_class_name", ""))
+        # The SDXL classes by name: diffusers' AutoPipeline would read model_index.json
+        # from the hub cache again through a deprecated download argument (a warning on
+        # every run with real weights). Other checkpoints go through AutoPipeline.
+        cls = getattr(diffusers, name) if name in _SDXL_CLASSES else (
+            diffusers.AutoPipelineForInpainting if "Inpaint" in name
+            else diffusers.AutoPipelineForText2Image)
         return self._load_pipeline(cls, resolved, kwargs)
 
     def _load_kandinsky_decoder(self, resolved: Resolved, kwargs: dict) -> Any:
@@ -426,8 +435,33 @@ def configure(**kwargs: Any) -> ModelManager:
     with _manager_lock:
         if _MANAGER is not None:
             _MANAGER.free()
+        for other in _OTHER_PROFILES.values():
+            other.free()
+        _OTHER_PROFILES.clear()
         _MANAGER = ModelManager(**kwargs)
         return _MANAGER
+
+
+_OTHER_PROFILES: dict[str, ModelManager] = {}
+
+
+def manager_for(profile: str | None = None) -> ModelManager:
+    """The process-wide manager, or, for another profile ('hub' or 'tiny'), a manager of
+    that profile kept beside it (same device and weight policy), so one run can use the
+    tiny models without changing what the rest of the process uses."""
+    current = get_manager()
+    if profile is None or profile == current.profile:
+        return current
+    if profile not in ("hub", "tiny"):
+        raise ValueError(f"unknown model profile '{profile}'; use 'hub' or 'tiny'")
+    with _manager_lock:
+        other = _OTHER_PROFILES.get(profile)
+        if other is None:
+            other = ModelManager(profile=profile, device=current.device, dtype=current.dtype,
+                                 budget_bytes=current.budget_bytes, variant=current.variant,
+                                 allow_unsafe_weights=current.allow_unsafe_weights)
+            _OTHER_PROFILES[profile] = other
+        return other
 
 
 # --- helpers ------------------------------------------------------------------------

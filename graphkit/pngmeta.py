@@ -230,18 +230,36 @@ def _inflate(raw: bytes, limit: int, key: str, hint: str) -> bytes:
     return text
 
 
-def run_info(graph_json: str = "", **extra: Any) -> dict[str, Any]:
-    """Software versions, and the models this graph uses with the revisions loaded."""
+def run_info(graph_json: str = "", manager: Any = None, **extra: Any) -> dict[str, Any]:
+    """Software versions, the model profile, and the models this graph uses with the
+    revisions loaded (from ``manager``, else the process's model manager if there is one)."""
     import sys
 
     info: dict[str, Any] = {"versions": dict(_versions()), **extra}
-    models = sys.modules.get("graphkit.models")
-    manager = getattr(models, "_MANAGER", None) if models is not None else None
+    if manager is None:
+        models = sys.modules.get("graphkit.models")
+        manager = getattr(models, "_MANAGER", None) if models is not None else None
     if manager is not None:
+        info["profile"] = manager.profile
         used = _graph_models(graph_json)
         info["models"] = {name: entry for name, entry in manager.loaded().items()
                           if used is None or name in used}
     return info
+
+
+def recorded_profile(info: dict[str, Any]) -> str | None:
+    """The model profile ('hub' or 'tiny') a PNG's run info records, or None.
+
+    PNGs written before the profile was recorded still say which kind each model was."""
+    profile = info.get("profile")
+    if profile in ("hub", "tiny"):
+        return profile
+    models = info.get("models")
+    kinds = {entry.get("kind") for entry in models.values() if isinstance(entry, dict)} \
+        if isinstance(models, dict) else set()
+    if "tiny" in kinds:
+        return "tiny"
+    return "hub" if kinds else None
 
 
 @functools.cache
@@ -258,7 +276,8 @@ def _versions() -> tuple[tuple[str, str | None], ...]:
 
 
 def _graph_models(graph_json: str) -> set[str] | None:
-    """Model names a graph's nodes use (defaults included); None when it cannot be read."""
+    """Model names a graph's nodes use (defaults included), named as the model manager
+    names them (``id@revision`` when a revision is pinned); None when it cannot be read."""
     from graphkit.graph import doc_from_raw, parse_json
     from graphkit.registry import registry
     from graphkit.requirements import model_params
@@ -269,4 +288,5 @@ def _graph_models(graph_json: str) -> set[str] | None:
         doc = doc_from_raw(parse_json(graph_json))
     except GraphError:
         return None
-    return {name for name, _revision in model_params(doc, registry()).values()}
+    return {name if revision is None else f"{name}@{revision}"
+            for name, revision in model_params(doc, registry()).values()}

@@ -35,6 +35,18 @@ class Needs:
                 "missing": self.missing, "ok": not self.missing}
 
 
+def is_model_param(name: str) -> bool:
+    """Params naming a model: ``model`` or ``*_model``."""
+    return name == "model" or name.endswith("_model")
+
+
+def revision_param(model_param: str, params: Any) -> str:
+    """The param pinning a model param's revision: ``inpaint_model`` -> ``inpaint_revision``
+    when the node has one, else ``revision``."""
+    own = model_param.removesuffix("model") + "revision"
+    return own if model_param != "model" and own in params else "revision"
+
+
 def model_params(doc: GraphDoc, reg: Registry) -> dict[str, tuple[str, str | None]]:
     """Model names a graph uses: node params called ``model`` or ``*_model``, defaults filled."""
     found: dict[str, tuple[str, str | None]] = {}
@@ -43,10 +55,10 @@ def model_params(doc: GraphDoc, reg: Registry) -> dict[str, tuple[str, str | Non
         if spec is None:
             continue
         for name, param in spec.params.items():
-            if name != "model" and not name.endswith("_model"):
+            if not is_model_param(name):
                 continue
             value = entry.params.get(name, param.default)
-            revision = entry.params.get("revision")
+            revision = entry.params.get(revision_param(name, spec.params))
             if not isinstance(revision, str):
                 revision = None
             if isinstance(value, str) and value:

@@ -211,12 +211,19 @@ class Scheduler:
         listeners: Iterable[Listener] = (),
         graph_json: str = "",
         extras: dict[str, Any] | None = None,
+        salts: dict[str, str] | None = None,
     ) -> RunResult:
-        """Execute what the targets need; nodes whose key is cached are not run again."""
+        """Execute what the targets need; nodes whose key is cached are not run again.
+
+        ``salts`` go into the keys of the nodes they name (and so of their descendants),
+        for what a node's output depends on beyond its params, such as the model profile."""
         control = control or RunControl()
         out_salt = str(sandbox.out_dir.resolve()) if sandbox.out_dir else ""
+        node_salts = input_salts(checked, sandbox)
+        for nid, extra in (salts or {}).items():
+            node_salts[nid] = f"{node_salts[nid]}|{extra}" if nid in node_salts else extra
         with self.cache.lock:
-            full = plan(checked, targets, out_salt, input_salts(checked, sandbox))
+            full = plan(checked, targets, out_salt, node_salts)
             the_plan = prune(full, checked, self._usable)
             for nid, count in the_plan.consumers.items():  # each pin is released by a reader
                 self.cache.pin(the_plan.keys[nid], count + (nid in the_plan.hits))

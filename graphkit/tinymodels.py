@@ -66,8 +66,11 @@ def tiny_path(root: Path | str, model_id: str) -> Path:
 
 def write_tiny_models(root: Path | str, *, force: bool = False) -> dict[str, Path]:
     """Write every tiny model under ``root``; existing folders are kept unless ``force``."""
+    from graphkit.image_processors import choose_pil_image_processors
+
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
+    choose_pil_image_processors()
     out: dict[str, Path] = {}
     with _quiet_progress():
         for model_id in TINY_MODEL_IDS:

@@ -13,6 +13,7 @@ from graphkit.errors import Problem, problem
 from graphkit.graph import GraphDoc, is_node_id, split_ref
 from graphkit.limits import Limits
 from graphkit.registry import NodeSpec, Registry, parse_semver
+from graphkit.suggest import with_hint
 from graphkit.types import can_connect
 
 
@@ -93,8 +94,8 @@ def _unknown_type(node_id: str, type_id: str, pack: str | None, reg: Registry) -
         hint = f"; the installed pack '{pack}' does not declare it (a newer version may)"
     else:
         hint = "; no installed node pack declares it"
-    return problem("unknown_type", f"unknown node type '{type_id}'{hint}", node=node_id,
-                   field="type")
+    message = with_hint(f"unknown node type '{type_id}'{hint}", type_id, reg.specs)
+    return problem("unknown_type", message, node=node_id, field="type")
 
 
 def _version_problem(node_id: str, version: str | None, spec: NodeSpec) -> Problem | None:
@@ -147,7 +148,8 @@ def _param_problem(node_id: str, spec: NodeSpec, err: Any) -> Problem:
     name = loc[0] if loc else None
     if err.get("type") == "extra_forbidden":
         known = ", ".join(spec.params) or "none"
-        return problem("unknown_param", f"unknown param (known: {known})", node_id, name)
+        message = with_hint(f"unknown param (known: {known})", name or "", spec.params)
+        return problem("unknown_param", message, node_id, name)
     if err.get("type") == "missing":
         return problem("missing_param", "required param is not set", node_id, name)
     got = _short(err.get("input"))
@@ -169,8 +171,8 @@ def _parse_links(
     for port, ref in inputs.items():
         if port not in spec.inputs:
             known = ", ".join(spec.inputs) or "none"
-            problems.append(problem("unknown_input", f"unknown input port (known: {known})",
-                                    node_id, port))
+            message = with_hint(f"unknown input port (known: {known})", port, spec.inputs)
+            problems.append(problem("unknown_input", message, node_id, port))
             continue
         parts = split_ref(ref)
         if parts is None:
@@ -191,9 +193,9 @@ def _check_links(doc: GraphDoc, resolved: dict[str, ResolvedNode]) -> list[Probl
     for node in resolved.values():
         for port, (src_id, src_port) in node.links.items():
             if src_id not in doc.nodes:
-                problems.append(problem("missing_node",
-                                        f"links to node '{src_id}', which does not exist",
-                                        node.id, port))
+                message = with_hint(f"links to node '{src_id}', which does not exist",
+                                    src_id, doc.nodes)
+                problems.append(problem("missing_node", message, node.id, port))
                 continue
             src = resolved.get(src_id)
             if src is None:
@@ -201,10 +203,9 @@ def _check_links(doc: GraphDoc, resolved: dict[str, ResolvedNode]) -> list[Probl
             out_type = src.spec.outputs.get(src_port)
             if out_type is None:
                 has = ", ".join(src.spec.outputs) or "none"
-                problems.append(problem(
-                    "missing_port",
-                    f"node '{src_id}' ({src.spec.type_id}) has no output '{src_port}' "
-                    f"(outputs: {has})", node.id, port))
+                message = with_hint(f"node '{src_id}' ({src.spec.type_id}) has no output "
+                                    f"'{src_port}' (outputs: {has})", src_port, src.spec.outputs)
+                problems.append(problem("missing_port", message, node.id, port))
                 continue
             in_type = node.spec.inputs[port].type
             if not can_connect(out_type, in_type):

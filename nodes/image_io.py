@@ -76,7 +76,7 @@ def image_save(
 ) -> SavedFiles:
     """Write the image as PNG into the output folder, with the graph embedded for sharing."""
     pics = pixels_to_pil(image.pixels)
-    info = run_info(ctx.graph_json, node=ctx.node_id)
+    info = run_info(ctx.graph_json, ctx.extras.get("models"), node=ctx.node_id)
     paths = []
     for i, pic in enumerate(pics):
         stem = name if len(pics) == 1 else f"{name}_{i}"

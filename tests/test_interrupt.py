@@ -30,7 +30,7 @@ def test_sigint_mid_node_stops_within_one_step_and_writes_nothing(
     env = {**os.environ, "GRAPHKIT_TINY_DIR": str(tiny_root), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "graphkit", "run", str(ROOT / "graphs" / "sdxl_turbo.json"),
-         "--models", "tiny", "--device", "cpu", "--out", str(out),
+         "--models", "tiny", "--device", "cpu", "--out", str(out), "--progress",
          "--set", "gen.steps=50", "--set", "gen.width=256", "--set", "gen.height=256"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     assert proc.stderr is not None
@@ -45,6 +45,7 @@ def test_sigint_mid_node_stops_within_one_step_and_writes_nothing(
                 break
             assert time.monotonic() < deadline, "no step progress within 120 s"
         rest = proc.stderr.read()  # to the end: the child exits after cancelling
+        summary = proc.stdout.read() if proc.stdout else ""
         proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
@@ -60,5 +61,8 @@ def test_sigint_mid_node_stops_within_one_step_and_writes_nothing(
     assert len(steps_after) <= 1, "more than one step ran after the signal"
     assert "cancelled: no partial files were written" in lines[-1]
     assert "Traceback" not in "\n".join(lines)
+    # the summary counts the node that was stopped, and the one that never started
+    assert re.search(r"^gen +sdxl\.text2image +cancelled after", summary, re.M), summary
+    assert "1 ran, 0 cached, 0 failed, 0 skipped, 1 cancelled, 1 not started" in summary
     leftovers = list(out.rglob("*")) if out.exists() else []
     assert leftovers == []  # no image, no temporary files

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from tiny_fixture import shared_tiny_root
 
 import graphkit
 from graphkit.errors import GraphError
@@ -45,3 +50,22 @@ def test_number_for_a_text_param_is_the_text(graphs_dir: Path) -> None:
     assert graph.doc.nodes["prompt"].params["text"] == "123"
     assert graph.doc.nodes["gen"].params["seed"] == 7
     assert graph.validate() == []
+
+
+def test_cli_run_with_a_number_as_prompt_text(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`graphkit run ... --set prompt.text=123` runs, and the PNG's graph has the text "123"."""
+    from graphkit.pngmeta import read_graph_text
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "GRAPHKIT_TINY_DIR": str(shared_tiny_root(tmp_path_factory)),
+           "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "graphkit", "run", str(root / "graphs" / "sdxl_turbo.json"),
+         "--models", "tiny", "--out", str(tmp_path), "--set", "prompt.text=123",
+         "--set", "gen.width=64", "--set", "gen.height=64"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    graph = json.loads(read_graph_text(tmp_path / "lighthouse.png"))
+    assert graph["nodes"]["prompt"]["params"]["text"] == "123"

@@ -149,7 +149,8 @@ def test_model_loading_never_trusts_remote_code(
     import transformers
 
     classes = [getattr(diffusers, n) for n in (
-        "AutoPipelineForText2Image", "AutoPipelineForInpainting", "KandinskyV22PriorPipeline",
+        "AutoPipelineForText2Image", "AutoPipelineForInpainting", "StableDiffusionXLPipeline",
+        "StableDiffusionXLInpaintPipeline", "KandinskyV22PriorPipeline",
         "KandinskyV22Pipeline", "KandinskyV22InpaintPipeline", "StableDiffusionUpscalePipeline")]
     classes += [transformers.SamModel, transformers.SamProcessor]
     for cls in classes:
