@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,31 @@ class Graph:
             checked, device=dev, sandbox=sandbox, control=control, targets=targets,
             listeners=listeners, graph_json=self.dumps(),
         )
+
+    # sweeping ---------------------------------------------------------------------------
+    def sweep(self, axes: Mapping[str, Any] | Iterable[str], out: str | Path = "out", *,
+              zip: bool = False, on: str = "local", batch: int | None = None,
+              device: str | torch.device | None = None, **options: Any) -> list[dict[str, Any]]:
+        """Run this graph over many values; return the manifest rows (see graphkit.sweep).
+
+        ``axes`` maps ``"NODE.PARAM"`` to a list of values or a SPEC string (``"0..15"``,
+        ``"a,b"``, ``"@prompts.txt"``). Options: inputs, control, listener, scheduler,
+        workers and ray_address (``on="ray"``).
+        """
+        from graphkit.sweep import run_sweep
+
+        return run_sweep(self, axes, out, zip=zip, on=on, batch=batch, device=device,
+                         **options).rows
+
+    def start_sweep(self, axes: Mapping[str, Any] | Iterable[str], out: str | Path = "out",
+                    *, zip: bool = False, on: str = "local", batch: int | None = None,
+                    device: str | torch.device | None = None, listener: Any = None,
+                    **options: Any) -> Any:
+        """Check a sweep, then run it in a background thread: a graphkit.sweep.SweepJob."""
+        from graphkit.sweep import SweepJob, prepare
+
+        plan = prepare(self, axes, out, zip=zip, on=on, batch=batch, device=device)
+        return SweepJob(plan, listener, **options).start()
 
     # saving -----------------------------------------------------------------------------
     def dumps(self) -> str:

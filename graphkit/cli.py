@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from graphkit.errors import GraphError
+from graphkit.sweep.cli import add_sweep_options, cmd_sweep, sweep_requested
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "only for models you trust")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                      help="show tracebacks")
+    add_sweep_options(run)
 
     val = sub.add_parser("validate", help="check a graph file; exit 0 when valid, 2 if not")
     val.add_argument("file", type=Path)
@@ -151,6 +153,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for folder in args.inputs:
         if not folder.is_dir():
             raise CliError(f"--input '{folder}' is not a folder")
+    if sweep_requested(args):
+        return cmd_sweep(args, graph)
     control = RunControl()
     printer = ProgressPrinter(sys.stderr, quiet=False)
     previous = signal.signal(signal.SIGINT, _cancel_on_first(control))
