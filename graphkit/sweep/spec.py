@@ -229,10 +229,11 @@ def read_spec_file(name: str, lim: Limits, node_id: str | None = None,
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise _fail(f"cannot read @{name}: {exc.strerror or exc}", node_id, param) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise _fail(f"@{name} is not a regular file", node_id, param)
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise _fail(f"@{name} is not a regular file", node_id, param)
         if info.st_size > limit:
             raise _fail(f"@{name} is {info.st_size} bytes; the limit is {limit} "
                         "(GRAPHKIT_LIMIT_MAX_SWEEP_FILE_BYTES)", node_id, param)
