@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU build of torch first: a bare `torch` requirement would pull a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[editor,dev]"
+	$(BIN)/pip install -q -e ".[editor,dev,ray]"
 	touch $(STAMP)
 
 setup: $(STAMP)

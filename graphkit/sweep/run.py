@@ -54,6 +54,7 @@ class SweepPlan:
     variations: list[Variation]
     manifest: Manifest
     finished: dict[int, dict[str, Any]]
+    batch_given: bool = False
 
     @property
     def todo(self) -> list[Variation]:
@@ -84,7 +85,8 @@ def prepare(graph: Graph, axes: Sweep | Mapping[str, Any] | Iterable[str], out: 
     manifest = Manifest(Path(out))
     manifest.claim(describe(graph.dumps(), sweep.describe(), [v.set for v in variations]))
     return SweepPlan(graph, sweep, Path(out), dev, batch or default_batch(dev), on,
-                     variations, manifest, manifest.finished(manifest.rows()))
+                     variations, manifest, manifest.finished(manifest.rows()),
+                     batch is not None)
 
 
 def execute(plan: SweepPlan, *, inputs: Iterable[str | Path] = (),
