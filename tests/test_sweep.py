@@ -301,3 +301,19 @@ def test_sigint_keeps_finished_variations_and_a_rerun_does_the_rest(
     assert statuses == ["skipped"] * len(rows) + ["done"] * (8 - len(rows))
     assert {f: (out / f).read_bytes() for f in kept} == kept
     assert sorted(r["index"] for r in _rows(out)) == list(range(8))
+
+
+def test_a_sweep_keeps_the_process_cache_within_its_budgets(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    from graphkit import api
+    from graphkit.cache import OutputCache
+
+    budget = 3 << 20  # a few 256x256 images
+    monkeypatch.setattr(api, "_SCHEDULER", Scheduler(OutputCache(budget, budget)))
+    graph = graphkit.load(GRAPHS / "mask_composite.json")
+    rows = graph.sweep({"grow.pixels": "0..7"}, out=tmp_path)  # no scheduler given
+    assert [r["status"] for r in rows] == ["done"] * 8
+    cache = api.default_scheduler().cache
+    assert cache.stats.drops > 0
+    assert cache.device_bytes <= budget and cache.host_bytes <= budget

@@ -137,3 +137,10 @@ def test_api_values_are_checked_like_the_cli(tmp_path: Path) -> None:
     with pytest.raises(graphkit.GraphError, match="sweeps run on local or ray"):
         graph.sweep({"gen.seed": [3]}, out=tmp_path, on="moon")
     assert not any(tmp_path.iterdir())
+
+
+def test_out_must_be_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "out").write_text("not a folder")
+    code, err = _run(tmp_path, capsys, "--sweep", "gen.seed=1,2")
+    assert code == 2 and "exists and is not a folder" in err
+    assert (tmp_path / "out").read_text() == "not a folder"

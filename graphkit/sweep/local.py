@@ -59,11 +59,17 @@ def run_variations(
 ) -> Iterator[dict[str, Any]]:
     """Run each variation into ``folder_of(variation)``; yield its row as it finishes.
 
-    Stops (without a row for unfinished variations) when ``control`` is cancelled. Row
-    files are relative to ``root``.
+    Without ``scheduler``, the process scheduler runs them (the one ``Graph.run`` uses),
+    whose output cache keeps within GRAPHKIT_CACHE_DEVICE_MB / GRAPHKIT_CACHE_HOST_MB, so
+    a long sweep does not pile up every variation's images in memory. Stops (without a
+    row for unfinished variations) when ``control`` is cancelled. Row files are relative
+    to ``root``.
     """
     control = control or RunControl()
-    scheduler = scheduler or Scheduler()
+    if scheduler is None:  # the process scheduler: its cache has memory budgets
+        from graphkit.api import default_scheduler
+
+        scheduler = default_scheduler()
     inputs = [Path(p) for p in inputs]
     for start in range(0, len(variations), max(1, batch)):
         if control.cancelled:

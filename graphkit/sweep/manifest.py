@@ -1,7 +1,8 @@
 """The sweep's record in its output folder: ``sweep.jsonl`` rows and ``sweep.json``.
 
-``sweep.jsonl`` gets one JSON object per variation, appended (one write, flushed to disk)
-as the variation finishes::
+``sweep.jsonl`` gets one JSON object per variation, appended as the variation finishes,
+after its files, with one ``write`` call (so a killed process leaves whole rows, or at
+worst a torn last line, which is ignored)::
 
     {"index": 3, "set": {"gen.seed": 3}, "status": "done", "files": ["00003/lighthouse.png"],
      "executed": ["gen", "save"], "cached": ["prompt"], "seconds": 0.41}
@@ -121,7 +122,11 @@ class Manifest:
         }
 
     def append(self, row: dict[str, Any]) -> None:
-        """Add one row with a single write, flushed to disk before returning."""
+        """Add one row with a single unbuffered write.
+
+        Not fsynced: the files it names are (atomic writes), and a row lost to a machine
+        crash only means its variation runs again.
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
         line = json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -130,7 +135,6 @@ class Manifest:
             if size and _last_byte(self.path, size) != b"\n":  # after a torn line
                 line = "\n" + line
             os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
         finally:
             os.close(fd)
 

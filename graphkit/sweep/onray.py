@@ -44,16 +44,15 @@ class SweepWorker:
     def __init__(self, graph_json: str, base_dir: str, inputs: list[str], total: int,
                  batch: int, device: str, settings: dict[str, str]) -> None:
         os.environ.update({k: v for k, v in settings.items() if k.startswith(_SETTINGS)})
-        from graphkit.api import Graph
+        from graphkit.api import Graph, default_scheduler
         from graphkit.devices import pick_device
-        from graphkit.scheduler import Scheduler
 
         self.graph = Graph.from_json(graph_json, Path(base_dir))
         self.inputs = [Path(p) for p in inputs]
         self.total = total
         self.batch = batch
         self.device = pick_device(device)
-        self.scheduler = Scheduler()
+        self.scheduler = default_scheduler()  # one per actor process, within budgets
         self.scratch = Path(tempfile.mkdtemp(prefix="graphkit-sweep-"))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:

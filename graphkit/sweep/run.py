@@ -81,6 +81,8 @@ def prepare(graph: Graph, axes: Sweep | Mapping[str, Any] | Iterable[str], out: 
     max_batch = limits().max_batch
     if batch is not None and not 1 <= batch <= max_batch:
         raise _bad(f"--batch must be 1 to {max_batch} (GRAPHKIT_LIMIT_MAX_BATCH), not {batch}")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise _bad(f"--out '{out}' exists and is not a folder")
     variations = sweep.variations()
     manifest = Manifest(Path(out))
     manifest.claim(describe(graph.dumps(), sweep.describe(), [v.set for v in variations]))
