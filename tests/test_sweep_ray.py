@@ -60,3 +60,36 @@ def test_ray_sweep_matches_the_local_sweep(cluster, tmp_path: Path,
                  "--on", "ray", "--workers", "2", "--out", str(ray_out), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and [r["status"] for r in report["rows"]] == ["skipped"] * 6
+
+
+def test_worker_takes_plain_data_and_returns_rows_and_file_bytes(tiny_manager,
+                                                                 tmp_path: Path) -> None:
+    """The actor's class, called in this process: JSON text in, rows and PNG bytes out."""
+    import os
+
+    from graphkit.sweep.onray import SweepWorker
+
+    graph = graphkit.load(GRAPH)
+    graph.apply_overrides(SIZE[1::2])
+    settings = {k: v for k, v in os.environ.items() if k.startswith("GRAPHKIT_")}
+    worker = SweepWorker(graph.dumps(), str(GRAPH.parent), [], 12, 2, "cpu", settings)
+    out = worker({"index": np.array([10, 11]),
+                  "overrides": np.array(['{"gen.seed": 1}', '{"gen.seed": 999999999999}'])})
+    rows = [json.loads(r) for r in out["row"]]
+    assert [r["status"] for r in rows] == ["done", "failed"]
+    assert "seed" in rows[1]["error"]  # a value is checked again where it runs
+    names = json.loads(out["names"][0])
+    assert [n for n, _size in names] == ["00010/lighthouse.png"]
+    assert out["blob"][0][:8] == b"\x89PNG\r\n\x1a\n" and len(out["blob"][0]) == names[0][1]
+    assert not (worker.scratch / "00010" / "lighthouse.png").exists()  # sent, then deleted
+
+
+def test_driver_refuses_file_names_outside_the_sweep_folder(tmp_path: Path) -> None:
+    from graphkit.sweep.onray import _write_files
+
+    for name in ("../escape.png", "/tmp/abs.png", "."):
+        with pytest.raises(ValueError, match="outside the sweep folder"):
+            _write_files(tmp_path / "out", [[name, 3]], b"abc")
+    _write_files(tmp_path / "out", [["00001/a.png", 2], ["00001/b.png", 1]], b"abc")
+    assert (tmp_path / "out/00001/a.png").read_bytes() == b"ab"
+    assert (tmp_path / "out/00001/b.png").read_bytes() == b"c"

@@ -75,24 +75,27 @@ def run_variations(
         if control.cancelled:
             return
         group = variations[start:start + max(1, batch)]
-        ready: list[tuple[Variation, RunItem]] = []
+        items: dict[int, RunItem] = {}
+        invalid: dict[int, str] = {}
         for variation in group:
             graph = variation_graph(base, variation.set)
             checked = graph.checked()
             if checked.problems:
-                yield failed_row(variation, "; ".join(str(p) for p in checked.problems))
+                invalid[variation.index] = "; ".join(str(p) for p in checked.problems)
                 continue
             sandbox = Sandbox([base.base_dir, *inputs], folder_of(variation))
-            ready.append((variation, RunItem(checked, sandbox, graph.dumps(),
-                                             tuple(listeners))))
-        if not ready:
-            continue
-        results = scheduler.run_group([item for _v, item in ready], device=device,
-                                      control=control, max_batch=batch)
-        for (variation, item), result in zip(ready, results, strict=True):
+            items[variation.index] = RunItem(checked, sandbox, graph.dumps(), tuple(listeners))
+        results = dict(zip(items, scheduler.run_group(
+            list(items.values()), device=device, control=control, max_batch=batch),
+            strict=True)) if items else {}
+        for variation in group:  # rows in sweep order
+            if variation.index in invalid:
+                yield failed_row(variation, invalid[variation.index])
+                continue
+            result = results[variation.index]
             if result.cancelled:
                 return
-            yield row_of(variation, result, item, root)
+            yield row_of(variation, result, items[variation.index], root)
 
 
 def row_of(variation: Variation, result: RunResult, item: RunItem, root: Path
