@@ -93,3 +93,11 @@ def test_driver_refuses_file_names_outside_the_sweep_folder(tmp_path: Path) -> N
     _write_files(tmp_path / "out", [["00001/a.png", 2], ["00001/b.png", 1]], b"abc")
     assert (tmp_path / "out/00001/a.png").read_bytes() == b"ab"
     assert (tmp_path / "out/00001/b.png").read_bytes() == b"c"
+
+
+def test_workers_get_graphkit_and_hub_settings_but_no_token() -> None:
+    from graphkit.sweep.onray import worker_settings
+
+    env = {"GRAPHKIT_MODELS": "tiny", "HF_HOME": "/models", "HF_TOKEN": "secret",
+           "HUGGING_FACE_HUB_TOKEN": "secret", "PATH": "/bin", "AWS_SECRET_ACCESS_KEY": "x"}
+    assert worker_settings(env) == {"GRAPHKIT_MODELS": "tiny", "HF_HOME": "/models"}

@@ -3,6 +3,7 @@
     job = graph.start_sweep({"gen.seed": "0..15"}, out="out/seeds", listener=print)
     while job.running:
         p = job.progress()          # finished / total, rows so far, each with its files
+        # (files are relative to job.out)
         time.sleep(0.5)
     rows = job.wait()               # raises the GraphError if the sweep was refused
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from graphkit.context import RunControl
@@ -63,6 +65,11 @@ class SweepJob:
     def start(self) -> SweepJob:
         self._thread.start()
         return self
+
+    @property
+    def out(self) -> Path:
+        """The sweep folder; row files are relative to it."""
+        return self.plan.out
 
     @property
     def running(self) -> bool:

@@ -9,8 +9,8 @@ row into the manifest, so workers need no shared disk for outputs. Models, input
 and the graph's folder must be readable at the same paths on every worker machine.
 
 What crosses to workers is plain data only: the graph as JSON text, the overrides as JSON
-text, folders as strings and GRAPHKIT_*/HF_* settings. Nothing from a graph file is ever
-pickled; workers parse the JSON as any graph file is parsed.
+text, folders as strings and GRAPHKIT_*/HF_* settings (tokens excepted). Nothing from a
+graph file is ever pickled; workers parse the JSON as any graph file is parsed.
 """
 
 from __future__ import annotations
@@ -38,12 +38,18 @@ if TYPE_CHECKING:
 _SETTINGS = ("GRAPHKIT_", "HF_")
 
 
+def worker_settings(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The GRAPHKIT_* and HF_* settings workers get (never a token: workers use their own)."""
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in env.items() if k.startswith(_SETTINGS) and "TOKEN" not in k}
+
+
 class SweepWorker:
     """A Ray Data callable class: one per actor, models loaded once and kept."""
 
     def __init__(self, graph_json: str, base_dir: str, inputs: list[str], total: int,
                  batch: int, device: str, settings: dict[str, str]) -> None:
-        os.environ.update({k: v for k, v in settings.items() if k.startswith(_SETTINGS)})
+        os.environ.update(worker_settings(settings))
         from graphkit.api import Graph, default_scheduler
         from graphkit.devices import pick_device
 
@@ -111,7 +117,7 @@ def run_on_ray(plan: SweepPlan, *, inputs: list[Path], control: RunControl,
                 "total": len(plan.variations),
                 "batch": batch,
                 "device": "cuda" if gpus else "cpu",
-                "settings": {k: v for k, v in os.environ.items() if k.startswith(_SETTINGS)},
+                "settings": worker_settings(),
             },
             compute=ray.data.ActorPoolStrategy(size=workers or max(1, gpus)),
             batch_size=batch,
