@@ -130,7 +130,8 @@ def measure(sides: dict[str, Callable[[], None]], runs: int
     clock = PipelineClock()
     times: dict[str, list[float]] = {name: [] for name in sides}
     outside: dict[str, list[float]] = {name: [] for name in sides}
-    for _ in range(runs):
+    for round_no in range(1, runs + 1):
+        print(f"round {round_no}/{runs}", file=sys.stderr, flush=True)
         for name, fn in sides.items():
             if torch.cuda.is_available():
                 torch.cuda.synchronize()

@@ -39,6 +39,20 @@ def _rows(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "sweep.jsonl").read_text().splitlines()]
 
 
+def _count_pipeline_calls(monkeypatch: pytest.MonkeyPatch, manager) -> list[int]:
+    """Patch the SDXL text-to-image pipeline class to record each call's batch size."""
+    cls = type(manager.sdxl("stabilityai/sdxl-turbo", "text2image"))
+    original = cls.__call__
+    calls: list[int] = []
+
+    def counting(pipe, *args, **kwargs):
+        calls.append(len(kwargs["generator"]))
+        return original(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "__call__", counting)
+    return calls
+
+
 def _small_sdxl() -> graphkit.Graph:
     graph = graphkit.load(GRAPHS / "sdxl_turbo.json")
     graph.set_param("gen", "width", 64)
@@ -49,10 +63,13 @@ def _small_sdxl() -> graphkit.Graph:
 # --- pixels ----------------------------------------------------------------------------
 
 
-def test_batched_seed_sweep_equals_single_runs(tiny_manager, tmp_path: Path) -> None:
+def test_batched_seed_sweep_equals_single_runs(tiny_manager, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     graph = _small_sdxl()
+    calls = _count_pipeline_calls(monkeypatch, tiny_manager)
     rows = graph.sweep({"gen.seed": "0..4"}, out=tmp_path / "sweep", batch=4,
                        scheduler=Scheduler())
+    assert calls == [4, 1]  # one call for seeds 0-3, one for seed 4
     assert [r["status"] for r in rows] == ["done"] * 5
     assert [r["set"] for r in rows] == [{"gen.seed": s} for s in range(5)]
     images = []
@@ -68,15 +85,18 @@ def test_batched_seed_sweep_equals_single_runs(tiny_manager, tmp_path: Path) -> 
     assert not np.array_equal(images[0], images[1])  # the seeds did reach the pipeline
 
 
-def test_prompt_file_sweep_in_one_batch_equals_single_runs(tiny_manager, tmp_path: Path
+def test_prompt_file_sweep_in_one_batch_equals_single_runs(tiny_manager, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     prompts = ["a red apple, still life", "123", '"quoted"', "a blue \u00e9t\u00e9 sky"]
     spec = tmp_path / "prompts.txt"
     spec.write_text("\ufeff" + "\r\n".join(prompts[:2]) + "\n\n" + "\n".join(prompts[2:])
                     + "\n", encoding="utf-8")
     graph = _small_sdxl()
+    calls = _count_pipeline_calls(monkeypatch, tiny_manager)
     rows = graph.sweep({"prompt.text": f"@{spec}"}, out=tmp_path / "sweep", batch=4,
                        scheduler=Scheduler())
+    assert calls == [4]
     # each line parsed as --set parses it: text stays text, a JSON string is unquoted
     assert [r["set"]["prompt.text"] for r in rows] == [prompts[0], "123", "quoted",
                                                        prompts[3]]
