@@ -144,3 +144,16 @@ def test_out_must_be_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     code, err = _run(tmp_path, capsys, "--sweep", "gen.seed=1,2")
     assert code == 2 and "exists and is not a folder" in err
     assert (tmp_path / "out").read_text() == "not a folder"
+
+
+def test_ray_missing_is_bad_input_before_the_folder_is_touched(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ray" else real(name, *a))
+    code, err = _run(tmp_path, capsys, "--sweep", "gen.seed=1,2", "--on", "ray")
+    assert code == 2 and "--on ray needs Ray: pip install 'graphkit[ray]'" in err
+    assert not (tmp_path / "out").exists()

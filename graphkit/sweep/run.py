@@ -3,6 +3,7 @@ locally or on Ray, and record every variation in the manifest as it finishes."""
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -74,6 +75,8 @@ def prepare(graph: Graph, axes: Sweep | Mapping[str, Any] | Iterable[str], out: 
     sweep = axes if isinstance(axes, Sweep) else build_sweep(graph, axes, zip)
     if on not in BACKENDS:
         raise _bad(f"sweeps run on {' or '.join(BACKENDS)}, not '{on}'")
+    if on == "ray" and importlib.util.find_spec("ray") is None:
+        raise _bad("--on ray needs Ray: pip install 'graphkit[ray]'")
     try:
         dev = device if isinstance(device, torch.device) else pick_device(device)
     except ValueError as exc:
