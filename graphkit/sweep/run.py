@@ -69,7 +69,7 @@ def prepare(graph: Graph, axes: Sweep | Mapping[str, Any] | Iterable[str], out: 
             *, zip: bool = False, on: str = "local", batch: int | None = None,
             device: str | torch.device | None = None) -> SweepPlan:
     """Check everything before anything runs; GraphError (exit 2 on the CLI) on bad input."""
-    problems = graph.validate()
+    problems = graph.checked().problems  # input files are checked where each variation runs
     if problems:
         raise GraphError(problems)
     sweep = axes if isinstance(axes, Sweep) else build_sweep(graph, axes, zip)
