@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	  "a local CPU wheel where one is provided; from PyPI on Linux, the CUDA build." \
 	  "Pick one with TORCH_INDEX=https://download.pytorch.org/whl/cpu (or a CUDA index; see README)"
 	$(BIN)/pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/pip install -q -e ".[editor,dev]"
+	$(BIN)/pip install -q -e ".[editor,dev,ray]"
 	touch $(STAMP)
 
 setup: $(STAMP)

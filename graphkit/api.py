@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -184,11 +184,38 @@ class Graph:
         if problems:
             raise GraphError(problems)
         dev = device if isinstance(device, torch.device) else pick_device(device)
-        extras, salts = _model_profile(checked, models)
+        extras, salts = model_profile(checked, models)
         return (scheduler or default_scheduler()).run(
             checked, device=dev, sandbox=sandbox, control=control, targets=targets,
             listeners=listeners, graph_json=self.dumps(), extras=extras, salts=salts,
         )
+
+    # sweeping ---------------------------------------------------------------------------
+    def sweep(self, axes: Mapping[str, Any] | Iterable[str], out: str | Path = "out", *,
+              zip: bool = False, on: str = "local", batch: int | None = None,
+              device: str | torch.device | None = None, models: str | None = None,
+              **options: Any) -> list[dict[str, Any]]:
+        """Run this graph over many values; return the manifest rows (see graphkit.sweep).
+
+        ``axes`` maps ``"NODE.PARAM"`` to a list of values or a SPEC string (``"0..15"``,
+        ``"a,b"``, ``"@prompts.txt"``); ``models`` as for :meth:`run`. Options: inputs,
+        control, listener, scheduler, workers and ray_address (``on="ray"``).
+        """
+        from graphkit.sweep import run_sweep
+
+        return run_sweep(self, axes, out, zip=zip, on=on, batch=batch, device=device,
+                         models=models, **options).rows
+
+    def start_sweep(self, axes: Mapping[str, Any] | Iterable[str], out: str | Path = "out",
+                    *, zip: bool = False, on: str = "local", batch: int | None = None,
+                    device: str | torch.device | None = None, listener: Any = None,
+                    models: str | None = None, **options: Any) -> Any:
+        """Check a sweep, then run it in a background thread: a graphkit.sweep.SweepJob."""
+        from graphkit.sweep import SweepJob, prepare
+
+        plan = prepare(self, axes, out, zip=zip, on=on, batch=batch, device=device,
+                       models=models)
+        return SweepJob(plan, listener, **options).start()
 
     # saving -----------------------------------------------------------------------------
     def dumps(self) -> str:
@@ -208,8 +235,8 @@ class Graph:
         save_doc(self.doc, Path(path))
 
 
-def _model_profile(checked: Checked, models: str | None
-                   ) -> tuple[dict[str, Any], dict[str, str]]:
+def model_profile(checked: Checked, models: str | None
+                  ) -> tuple[dict[str, Any], dict[str, str]]:
     """The run's model manager (for the profile asked for) and, for each node that loads a
     model, a cache salt naming the profile: a tiny run's outputs never serve a hub run."""
     from graphkit.requirements import is_model_param

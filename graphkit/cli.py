@@ -13,6 +13,7 @@ from typing import Any
 
 from graphkit.errors import GraphError
 from graphkit.fileio import folder_problem
+from graphkit.sweep.cli import add_sweep_options, cmd_sweep, sweep_requested
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "only for models you trust")
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                      help="show tracebacks")
+    add_sweep_options(run)
 
     val = sub.add_parser("validate", help="check a graph file; exit 0 when valid, 2 if not")
     val.add_argument("file", type=Path)
@@ -199,6 +201,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     problems = graph.validate(args.inputs)
     if problems:
         raise GraphError(problems, str(args.file))
+    if sweep_requested(args):
+        return cmd_sweep(args, graph)
     control = RunControl()
     printer = ProgressPrinter(sys.stderr, steps=True if args.progress else None)
     previous = signal.signal(signal.SIGINT, _cancel_on_first(control))

@@ -27,6 +27,8 @@ class Limits:
     max_upscaled_pixels: int = 64 * 1024 * 1024
     max_text_chars: int = 10_000
     max_image_file_bytes: int = 64 * 1024 * 1024
+    max_sweep_variations: int = 100_000
+    max_sweep_file_bytes: int = 16 * 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Limits:

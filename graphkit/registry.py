@@ -55,6 +55,22 @@ class ParamSpec:
     required: bool
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How a node runs several items in one call (several seeds or prompts per pipeline call).
+
+    ``over`` names the params and inputs that may differ between the items of one call;
+    every other param and input is the same for all of them. ``run`` is called as
+    ``run(ctx, items, **shared)``: ``items`` is a list of dicts holding the ``over`` values
+    of each item, ``shared`` the rest; it returns one output (as the node function would)
+    per item, in order. Each item's output must equal a single call of the node function
+    with the same values (up to floating-point batch effects).
+    """
+
+    over: tuple[str, ...]
+    run: Callable[..., list[Any]]
+
+
 @dataclass
 class NodeSpec:
     """Everything known about a node type."""
@@ -75,6 +91,7 @@ class NodeSpec:
     single_output: bool
     file_params: tuple[str, ...] = ()
     output_params: tuple[str, ...] = ()
+    batching: Batching | None = None
 
     @property
     def major(self) -> int:
@@ -171,6 +188,7 @@ def node(
     output_node: bool = False,
     file_params: tuple[str, ...] = (),
     output_params: tuple[str, ...] = (),
+    batching: Batching | None = None,
     into: Registry | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a node type from a typed function and register it.
@@ -182,6 +200,9 @@ def node(
     cache key then covers the file's identity, size and modification time.
     ``output_params`` names params holding the name of a file the node writes into the
     output folder: two nodes of a graph may not write one name.
+    ``batching``
+    lets the scheduler run several items (e.g. sweep variations differing in seed or
+    prompt) in one call; see :class:`Batching`.
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -192,11 +213,26 @@ def node(
                 raise RegistryError(f"node '{type_id}': {kind} {sorted(unknown)} are not params")
         spec.file_params = tuple(file_params)
         spec.output_params = tuple(output_params)
+        if batching is not None:
+            _check_batching(type_id, spec, batching)
+            spec.batching = batching
         (into or REGISTRY).add(spec)
         func.spec = spec  # type: ignore[attr-defined]
         return func
 
     return decorate
+
+
+def _check_batching(type_id: str, spec: NodeSpec, batching: Batching) -> None:
+    unknown = set(batching.over) - set(spec.params) - set(spec.inputs)
+    if unknown or not batching.over:
+        raise RegistryError(f"node '{type_id}': batching over {sorted(unknown) or 'nothing'}: "
+                            "name params or inputs of the node")
+    if spec.output_node:
+        raise RegistryError(f"node '{type_id}': output nodes write files and run one at a "
+                            "time; they cannot declare batching")
+    if not spec.wants_context:
+        raise RegistryError(f"node '{type_id}': batching needs a RunContext argument")
 
 
 def build_spec(

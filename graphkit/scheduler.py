@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,6 +193,37 @@ def content_key(node: ResolvedNode, keys: dict[str, str], salt: str = "") -> str
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 
 
+@dataclass
+class RunItem:
+    """One graph run of a group: a checked graph, its folders, listeners and targets."""
+
+    checked: Checked
+    sandbox: Sandbox
+    graph_json: str = ""
+    listeners: tuple[Listener, ...] = ()
+    targets: tuple[str, ...] | None = None
+    salts: dict[str, str] = field(default_factory=dict)
+
+
+def _node_salts(item: RunItem) -> dict[str, str]:
+    """Input-file salts of the item's nodes, with the item's own salts appended."""
+    node_salts = input_salts(item.checked, item.sandbox)
+    for nid, extra in item.salts.items():
+        node_salts[nid] = f"{node_salts[nid]}|{extra}" if nid in node_salts else extra
+    return node_salts
+
+
+@dataclass
+class _Run:
+    """The state of one item while its group runs."""
+
+    item: RunItem
+    plan: Plan
+    result: RunResult
+    emit: Listener
+    broken: set[str] = field(default_factory=set)
+
+
 class Scheduler:
     """Runs checked graphs against one output cache; listeners receive every event."""
 
@@ -217,98 +248,221 @@ class Scheduler:
 
         ``salts`` go into the keys of the nodes they name (and so of their descendants),
         for what a node's output depends on beyond its params, such as the model profile."""
+        item = RunItem(checked, sandbox, graph_json, tuple(listeners),
+                       tuple(targets) if targets is not None else None, dict(salts or {}))
+        return self.run_group([item], device=device, control=control, extras=extras)[0]
+
+    def run_group(
+        self,
+        items: Sequence[RunItem],
+        *,
+        device: torch.device,
+        control: RunControl | None = None,
+        extras: dict[str, Any] | None = None,
+        max_batch: int = 1,
+    ) -> list[RunResult]:
+        """Run graphs of one shape (the variations of a sweep) together, node by node.
+
+        A node runs once per distinct content key across the items: items that need the
+        same output share it (it counts as executed for the first, cached for the others).
+        A node that declares batching runs the items whose calls differ only in its
+        ``batching.over`` values together, in calls of at most ``max_batch`` items. Each
+        item gets its own RunResult and events; a failure skips only that item's dependants.
+        """
         control = control or RunControl()
-        out_salt = str(sandbox.out_dir.resolve()) if sandbox.out_dir else ""
-        node_salts = input_salts(checked, sandbox)
-        for nid, extra in (salts or {}).items():
-            node_salts[nid] = f"{node_salts[nid]}|{extra}" if nid in node_salts else extra
+        if any(it.checked.order != items[0].checked.order for it in items):
+            raise ValueError("run_group needs graphs with the same nodes in the same order")
+        runs: list[_Run] = []
         with self.cache.lock:
-            full = plan(checked, targets, out_salt, node_salts)
-            the_plan = prune(full, checked, self._usable)
-            for nid, count in the_plan.consumers.items():  # each pin is released by a reader
-                self.cache.pin(the_plan.keys[nid], count + (nid in the_plan.hits))
-        run_id = uuid.uuid4().hex[:12]
-        result = RunResult(run_id, the_plan.keys, cache=self.cache)
-        emit = _emitter([*self.listeners, *listeners])
-        emit(RunStarted(run_id, len(the_plan.order), str(device)))
+            for it in items:
+                out_salt = str(it.sandbox.out_dir.resolve()) if it.sandbox.out_dir else ""
+                full = plan(it.checked, it.targets, out_salt, _node_salts(it))
+                the_plan = prune(full, it.checked, self._usable)
+                for nid, count in the_plan.consumers.items():  # each pin is released by a reader
+                    self.cache.pin(the_plan.keys[nid], count + (nid in the_plan.hits))
+                result = RunResult(uuid.uuid4().hex[:12], the_plan.keys, cache=self.cache)
+                runs.append(_Run(it, the_plan, result,
+                                 _emitter([*self.listeners, *it.listeners])))
+        for run in runs:
+            run.emit(RunStarted(run.result.run_id, len(run.plan.order), str(device)))
         started = time.perf_counter()
-        broken: set[str] = set()
         try:
-            for nid in the_plan.order:
+            for nid in items[0].checked.order if items else []:
                 if control.cancelled:
-                    result.cancelled = True
                     break
-                self._visit(checked.nodes[nid], the_plan, result, broken, emit, device,
-                            sandbox, control, graph_json, extras or {})
-                if result.cancelled:
-                    break
+                self._visit_all(nid, runs, device, control, extras or {}, max(1, max_batch))
         finally:
             self.cache.unpin_all()
-        result.total_seconds = time.perf_counter() - started
-        emit(RunFinished(run_id, result.ok, result.cancelled, result.total_seconds,
-                         len(result.executed), len(result.cached), len(result.failed)))
-        return result
+        seconds = time.perf_counter() - started
+        for run in runs:
+            result = run.result
+            result.cancelled = result.cancelled or control.cancelled
+            result.total_seconds = seconds
+            run.emit(RunFinished(result.run_id, result.ok, result.cancelled, seconds,
+                                 len(result.executed), len(result.cached), len(result.failed)))
+        return [run.result for run in runs]
 
-    def _visit(
-        self,
-        node: ResolvedNode,
-        the_plan: Plan,
-        result: RunResult,
-        broken: set[str],
-        emit: Listener,
-        device: torch.device,
-        sandbox: Sandbox,
-        control: RunControl,
-        graph_json: str,
-        extras: dict[str, Any],
-    ) -> None:
-        nid, spec, key = node.id, node.spec, the_plan.keys[node.id]
-        bad_sources = [src for src, _p in node.links.values() if src in broken]
+    def _visit_all(self, nid: str, runs: list[_Run], device: torch.device,
+                   control: RunControl, extras: dict[str, Any], max_batch: int) -> None:
+        """Visit one node in every item: skip, serve from the cache, or execute."""
+        owners: dict[str, _Run] = {}
+        sharers: list[tuple[_Run, _Run]] = []
+        for run in runs:
+            if nid not in run.plan.keys or nid not in run.plan.order:
+                continue
+            node = run.item.checked.nodes[nid]
+            if self._skip_or_hit(node, run):
+                continue
+            key = run.plan.keys[nid]
+            if key in owners:
+                sharers.append((run, owners[key]))
+            else:
+                owners[key] = run
+        spec = runs[0].item.checked.nodes[nid].spec
+        if spec.batching is not None and max_batch > 1 and len(owners) > 1:
+            for group in _batch_groups(nid, list(owners.values()), max_batch):
+                if control.cancelled:
+                    break
+                if len(group) == 1:
+                    self._execute(group[0], nid, device, control, extras)
+                else:
+                    self._execute_batch(group, nid, device, control, extras)
+        else:
+            for run in owners.values():
+                if control.cancelled:
+                    break
+                self._execute(run, nid, device, control, extras)
+        for run, owner in sharers:
+            self._share(run, owner, nid)
+
+    def _skip_or_hit(self, node: ResolvedNode, run: _Run) -> bool:
+        """Handle a node whose source failed or whose output is cached; True if handled."""
+        nid, spec, result = node.id, node.spec, run.result
+        bad_sources = [src for src, _p in node.links.values() if src in run.broken]
         if bad_sources:
-            broken.add(nid)
+            run.broken.add(nid)
             result.skipped.append(nid)
-            emit(NodeSkipped(result.run_id, nid, spec.type_id, f"'{bad_sources[0]}' failed"))
-            return
-        if nid in the_plan.hits:  # readers fetch it from the cache (and the device) themselves
+            run.emit(NodeSkipped(result.run_id, nid, spec.type_id,
+                                 f"'{bad_sources[0]}' failed"))
+            return True
+        if nid in run.plan.hits:  # readers fetch it from the cache (and the device) themselves
+            key = run.plan.keys[nid]
             result.cached.append(nid)
             _collect_files(self.cache.touch(key) or {}, result)
             self.cache.unpin(key)
-            emit(NodeCached(result.run_id, nid, spec.type_id))
-            return
+            run.emit(NodeCached(result.run_id, nid, spec.type_id))
+            return True
+        return False
+
+    def _share(self, run: _Run, owner: _Run, nid: str) -> None:
+        """An item that needed the output another item of the group just made."""
+        node, result = run.item.checked.nodes[nid], run.result
+        if nid in owner.result.executed:
+            result.cached.append(nid)
+            _collect_files(self.cache.touch(run.plan.keys[nid]) or {}, result)
+            self._release_inputs(node, run.plan)
+            run.emit(NodeCached(result.run_id, nid, node.spec.type_id))
+        elif nid in owner.result.failed:
+            field_name, _m = owner.result.user_errors.get(nid, (None, ""))
+            self._fail(node, run, owner.result.failed[nid], field_name,
+                       nid in owner.result.user_errors)
+            if nid in owner.result.tracebacks:
+                result.tracebacks[nid] = owner.result.tracebacks[nid]
+
+    def _inputs(self, node: ResolvedNode, the_plan: Plan, device: torch.device
+                ) -> dict[str, Any]:
+        kwargs = dict(node.params)
+        for port, (src, sport) in node.links.items():
+            kwargs[port] = self.cache.get(the_plan.keys[src], device)[sport]  # type: ignore[index]
+        return kwargs
+
+    def _execute(self, run: _Run, nid: str, device: torch.device, control: RunControl,
+                 extras: dict[str, Any]) -> None:
+        """Run one node for one item."""
+        node, result, emit = run.item.checked.nodes[nid], run.result, run.emit
+        spec = node.spec
         emit(NodeStarted(result.run_id, nid, spec.type_id))
         t0 = time.perf_counter()
         try:
-            kwargs = dict(node.params)
-            for port, (src, sport) in node.links.items():
-                kwargs[port] = self.cache.get(the_plan.keys[src], device)[sport]  # type: ignore[index]
+            kwargs = self._inputs(node, run.plan, device)
+            ctx = None
             if spec.wants_context:
-                def report(step: int, total: int, _nid: str = nid) -> None:
-                    emit(NodeProgress(result.run_id, _nid, step, total))
+                def report(step: int, total: int) -> None:
+                    emit(NodeProgress(result.run_id, nid, step, total))
 
-                ctx = RunContext(nid, spec.type_id, device, sandbox, control, report,
-                                 graph_json, extras)
-                value = self._call_with_oom_retry(spec.func, ctx, kwargs)
-            else:
-                value = self._call_with_oom_retry(spec.func, None, kwargs)
-            outputs = _as_outputs(node, value)
+                ctx = RunContext(nid, spec.type_id, device, run.item.sandbox, control, report,
+                                 run.item.graph_json, extras)
+            outputs = _as_outputs(node, self._call_with_oom_retry(spec.func, ctx, kwargs))
         except Cancelled:
             result.cancelled = True
             emit(NodeCancelled(result.run_id, nid, spec.type_id, time.perf_counter() - t0))
             return
         except NodeInputError as exc:
-            self._fail(node, result, broken, emit, exc.message, exc.field, True)
+            self._fail(node, run, exc.message, exc.field, True)
             return
         except Exception as exc:  # the node's own failure, reported with its cause
             result.tracebacks[nid] = traceback.format_exc()
-            self._fail(node, result, broken, emit, f"{type(exc).__name__}: {exc}", None, False)
+            self._fail(node, run, f"{type(exc).__name__}: {exc}", None, False)
             return
-        self._release_inputs(node, the_plan)
-        self.cache.put(key, outputs)
-        seconds = time.perf_counter() - t0
-        result.executed.append(nid)
-        result.seconds[nid] = seconds
-        _collect_files(outputs, result)
-        emit(NodeFinished(result.run_id, nid, spec.type_id, seconds))
+        self._finish(run, node, outputs, time.perf_counter() - t0)
+
+    def _execute_batch(self, group: list[_Run], nid: str, device: torch.device,
+                       control: RunControl, extras: dict[str, Any]) -> None:
+        """Run one node for several items in one call of its batching function.
+
+        If the call fails (not by cancelling), each item runs alone, so one bad item
+        fails only itself.
+        """
+        first = group[0].item.checked.nodes[nid]
+        spec = first.spec
+        assert spec.batching is not None
+        over = spec.batching.over
+        for run in group:
+            run.emit(NodeStarted(run.result.run_id, nid, spec.type_id))
+        t0 = time.perf_counter()
+
+        def report(step: int, total: int) -> None:
+            for run in group:
+                run.emit(NodeProgress(run.result.run_id, nid, step, total))
+
+        try:
+            all_kwargs = [self._inputs(run.item.checked.nodes[nid], run.plan, device)
+                          for run in group]
+            shared = {k: v for k, v in all_kwargs[0].items() if k not in over}
+            batch = [{k: kw[k] for k in over if k in kw} for kw in all_kwargs]
+            ctx = RunContext(nid, spec.type_id, device, group[0].item.sandbox, control,
+                             report, group[0].item.graph_json, extras)
+            values = self._call_with_oom_retry(spec.batching.run, ctx,
+                                               {"items": batch, **shared})
+            if not isinstance(values, list) or len(values) != len(group):
+                raise TypeError(f"batch call returned {type(values).__name__}; expected a "
+                                f"list of {len(group)} outputs")
+            outputs = [_as_outputs(run.item.checked.nodes[nid], v)
+                       for run, v in zip(group, values, strict=True)]
+        except Cancelled:
+            for run in group:
+                run.result.cancelled = True
+                run.emit(NodeCancelled(run.result.run_id, nid, spec.type_id,
+                                       time.perf_counter() - t0))
+            return
+        except Exception:  # find out which item is at fault: each runs alone
+            for run in group:
+                if control.cancelled:
+                    break
+                self._execute(run, nid, device, control, extras)
+            return
+        share = (time.perf_counter() - t0) / len(group)
+        for run, out in zip(group, outputs, strict=True):
+            self._finish(run, run.item.checked.nodes[nid], out, share)
+
+    def _finish(self, run: _Run, node: ResolvedNode, outputs: dict[str, Any],
+                seconds: float) -> None:
+        self._release_inputs(node, run.plan)
+        self.cache.put(run.plan.keys[node.id], outputs)
+        run.result.executed.append(node.id)
+        run.result.seconds[node.id] = seconds
+        _collect_files(outputs, run.result)
+        run.emit(NodeFinished(run.result.run_id, node.id, node.spec.type_id, seconds))
 
     def _call_with_oom_retry(self, func: Callable[..., Any], ctx: RunContext | None,
                              kwargs: dict[str, Any]) -> Any:
@@ -342,13 +496,37 @@ class Scheduler:
         for src, _port in node.links.values():
             self.cache.unpin(the_plan.keys[src])
 
-    def _fail(self, node: ResolvedNode, result: RunResult, broken: set[str], emit: Listener,
-              message: str, field_name: str | None, user_error: bool) -> None:
-        broken.add(node.id)
+    def _fail(self, node: ResolvedNode, run: _Run, message: str, field_name: str | None,
+              user_error: bool) -> None:
+        result = run.result
+        run.broken.add(node.id)
         result.failed[node.id] = message
         if user_error:
             result.user_errors[node.id] = (field_name, message)
-        emit(NodeFailed(result.run_id, node.id, node.spec.type_id, message, user_error))
+        run.emit(NodeFailed(result.run_id, node.id, node.spec.type_id, message, user_error))
+
+
+def batch_signature(node: ResolvedNode, keys: dict[str, str]) -> str:
+    """What must be equal for items to share one batch call of ``node``.
+
+    Every param and input outside the node's ``batching.over``; for inputs named in it,
+    only whether they are connected.
+    """
+    over = node.spec.batching.over if node.spec.batching else ()
+    params = {k: v for k, v in node.params.items() if k not in over}
+    links = sorted((port, "*" if port in over else keys[src], "" if port in over else sport)
+                   for port, (src, sport) in node.links.items())
+    return json.dumps([params, links], sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _batch_groups(nid: str, runs: list[_Run], max_batch: int) -> list[list[_Run]]:
+    """Items that may share a batch call of ``nid``, in calls of at most ``max_batch``."""
+    by_signature: dict[str, list[_Run]] = {}
+    for run in runs:
+        sig = batch_signature(run.item.checked.nodes[nid], run.plan.keys)
+        by_signature.setdefault(sig, []).append(run)
+    return [same[i:i + max_batch] for same in by_signature.values()
+            for i in range(0, len(same), max_batch)]
 
 
 def _emitter(listeners: list[Listener]) -> Listener:

@@ -91,3 +91,26 @@ def check_strength(steps: int, strength: float) -> None:
 def batch_prompts(text: str, negative: str, n: int) -> tuple[list[str], list[str] | None]:
     """Prompt lists matching an image batch of ``n`` (no negative when it is empty)."""
     return [text] * n, ([negative] * n if negative else None)
+
+
+def generators(ctx: RunContext, seeds: list[int]) -> list[torch.Generator]:
+    """One seeded generator per batch item: item i draws exactly what a single run would."""
+    return [ctx.generator(seed) for seed in seeds]
+
+
+def split_batch(pixels: torch.Tensor, n: int) -> list[torch.Tensor]:
+    """A pipeline's (n, ...) output as n tensors of batch 1."""
+    if pixels.shape[0] != n:
+        raise ValueError(f"the pipeline returned {pixels.shape[0]} images for {n} items")
+    return [pixels[i:i + 1] for i in range(n)]
+
+
+def by_negative(prompts: list[Any]) -> list[list[int]]:
+    """Indices of the prompts with a negative, and of those without, as separate calls.
+
+    A pipeline treats "no negative" (None) and a list of negatives differently, so items
+    of each kind run in their own call to match their single runs.
+    """
+    with_neg = [i for i, p in enumerate(prompts) if p.negative]
+    without = [i for i, p in enumerate(prompts) if not p.negative]
+    return [part for part in (with_neg, without) if part]

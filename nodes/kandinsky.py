@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from graphkit import Image, ImageEmbeds, Param, Prompt, RunContext, node
 from graphkit.context import NodeInputError
+from graphkit.registry import Batching
 from graphkit.types import Mask
 from nodes._diffusion import (
     Model,
@@ -18,8 +19,10 @@ from nodes._diffusion import (
     check_multiple,
     check_strength,
     from_pipe,
+    generators,
     get_model,
     pipe_device,
+    split_batch,
     to_pipe,
 )
 
@@ -138,7 +141,40 @@ def clip_pixels(pixels: torch.Tensor, pipe: Any) -> torch.Tensor:
     return ((x - mean) / std).to(encoder.dtype)
 
 
-@node("kandinsky.decoder", title="Kandinsky 2.2 decoder", category="generate", version="1.0.0")
+def _decoder_batch(
+    ctx: RunContext,
+    items: list[dict[str, Any]],
+    image: Image | None = None,
+    mask: Mask | None = None,
+    strength: float = 0.3,
+    steps: int = 50,
+    guidance: float = 4.0,
+    width: int = 512,
+    height: int = 512,
+    model: str = DECODER,
+    inpaint_model: str = DECODER_INPAINT,
+    revision: str | None = None,
+    inpaint_revision: str | None = None,
+) -> list[Image]:
+    """Decode several (embeds, seed) items in one pipeline call, one generator per item."""
+    seeds = [int(it["seed"]) for it in items]
+    if len(items) == 1:
+        embeds, generator = items[0]["embeds"], ctx.generator(seeds[0])
+    else:
+        if any(it["embeds"].positive.shape[0] != 1 for it in items):
+            raise ValueError("a batched decode takes embeddings of batch 1 per item")
+        embeds = ImageEmbeds(torch.cat([it["embeds"].positive for it in items]),
+                             torch.cat([it["embeds"].negative for it in items]), SPACE)
+        generator = generators(ctx, seeds)
+    pixels = _decode(ctx, embeds, image, mask, strength, steps, guidance, width, height,
+                     generator, model, inpaint_model, revision, inpaint_revision)
+    if len(items) == 1:
+        return [Image(pixels)]
+    return [Image(part) for part in split_batch(pixels, len(items))]
+
+
+@node("kandinsky.decoder", title="Kandinsky 2.2 decoder", category="generate", version="1.0.0",
+      batching=Batching(("embeds", "seed"), _decoder_batch))
 def kandinsky_decoder(
     ctx: RunContext,
     embeds: Embeds,
@@ -160,8 +196,19 @@ def kandinsky_decoder(
 
     With an image, it is redrawn by ``strength``; with an image and a mask, the region where
     the mask is 1 is repainted with the inpainting checkpoint. With an image the output has
-    its size (width and height multiples of 64).
+    its size (width and height multiples of 64). In a sweep, variations that differ only in
+    the embeddings or the seed run as one batch.
     """
+    return _decoder_batch(ctx, [{"embeds": embeds, "seed": seed}], image, mask, strength,
+                          steps, guidance, width, height, model, inpaint_model, revision,
+                          inpaint_revision)[0]
+
+
+def _decode(ctx: RunContext, embeds: ImageEmbeds, image: Image | None, mask: Mask | None,
+            strength: float, steps: int, guidance: float, width: int, height: int,
+            generator: Any, model: str, inpaint_model: str, revision: str | None,
+            inpaint_revision: str | None) -> torch.Tensor:
+    """The decoder's pixels (text to image, image to image or inpaint)."""
     if mask is not None and image is None:
         raise NodeInputError("mask", "inpainting needs an image input as well as the mask")
     if image is None:
@@ -170,9 +217,9 @@ def kandinsky_decoder(
         ctx.check_cancelled()
         out = pipe(image_embeds=positive, negative_image_embeds=negative, width=width,
                    height=height, num_inference_steps=steps, guidance_scale=guidance,
-                   generator=ctx.generator(seed), output_type="pt",
+                   generator=generator, output_type="pt",
                    callback_on_step_end=StepReporter(ctx))
-        return Image(from_pipe(out.images * 0.5 + 0.5, ctx))
+        return from_pipe(out.images * 0.5 + 0.5, ctx)
     check_multiple("image", "the image", image.width, image.height, 64)
     positive, negative, pixels = _match_batch(embeds, image.pixels)
     if mask is None:
@@ -183,16 +230,16 @@ def kandinsky_decoder(
         out = pipe(image_embeds=positive, negative_image_embeds=negative,
                    image=to_pipe(pixels, pipe), width=image.width, height=image.height,
                    strength=strength, num_inference_steps=steps, guidance_scale=guidance,
-                   generator=ctx.generator(seed), output_type="pt",
+                   generator=generator, output_type="pt",
                    callback_on_step_end=StepReporter(ctx))
-        return Image(from_pipe(out.images, ctx))  # img2img post-processes to [0, 1] itself
-    return _inpaint(ctx, positive, negative, pixels, mask, steps, guidance, seed,
+        return from_pipe(out.images, ctx)  # img2img post-processes to [0, 1] itself
+    return _inpaint(ctx, positive, negative, pixels, mask, steps, guidance, generator,
                     inpaint_model, inpaint_revision)
 
 
 def _inpaint(ctx: RunContext, positive: torch.Tensor, negative: torch.Tensor,
-             pixels: torch.Tensor, mask: Mask, steps: int, guidance: float, seed: int,
-             model: str, revision: str | None) -> Image:
+             pixels: torch.Tensor, mask: Mask, steps: int, guidance: float, generator: Any,
+             model: str, revision: str | None) -> torch.Tensor:
     h, w = pixels.shape[-2:]
     if (mask.height, mask.width) != (h, w):
         raise NodeInputError("mask", f"the mask is {mask.width}x{mask.height} but the image is "
@@ -206,9 +253,9 @@ def _inpaint(ctx: RunContext, positive: torch.Tensor, negative: torch.Tensor,
     out = pipe(image_embeds=positive, negative_image_embeds=negative,
                image=to_pipe(pixels, pipe) * 2 - 1, mask_image=alpha, width=w, height=h,
                num_inference_steps=steps, guidance_scale=guidance,
-               generator=ctx.generator(seed), output_type="pt",
+               generator=generator, output_type="pt",
                callback_on_step_end=StepReporter(ctx))
-    return Image(from_pipe(out.images * 0.5 + 0.5, ctx))
+    return from_pipe(out.images * 0.5 + 0.5, ctx)
 
 
 def _match_batch(embeds: ImageEmbeds, pixels: torch.Tensor

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from graphkit import Image, Param, Prompt, RunContext, node
 from graphkit.context import NodeInputError
+from graphkit.registry import Batching
 from graphkit.types import Mask
 from nodes._diffusion import (
     Model,
@@ -13,10 +14,13 @@ from nodes._diffusion import (
     Seed,
     StepReporter,
     batch_prompts,
+    by_negative,
     check_multiple,
     check_strength,
     from_pipe,
+    generators,
     get_model,
+    split_batch,
     to_pipe,
 )
 
@@ -31,7 +35,43 @@ Strength = Annotated[float, Param(ge=0, le=1, description="How much of the input
                                                          "(1 = all of it).")]
 
 
-@node("sdxl.text2image", title="SDXL text to image", category="generate", version="1.0.0")
+def _text2image_batch(
+    ctx: RunContext,
+    items: list[dict[str, Any]],
+    steps: int = 1,
+    guidance: float = 0.0,
+    width: int = 512,
+    height: int = 512,
+    model: str = TURBO,
+    revision: str | None = None,
+) -> list[Image]:
+    """SDXL text to image for several (prompt, seed) items, one pipeline call per kind of
+    negative prompt, one generator per item."""
+    pipe = get_model(ctx.models.sdxl, model, "text2image", revision=revision)
+    prompts: list[Prompt] = [it["prompt"] for it in items]
+    images: list[Image | None] = [None] * len(items)
+    report = StepReporter(ctx)
+    for part in by_negative(prompts):
+        ctx.check_cancelled()
+        negatives = [prompts[i].negative for i in part]
+        out = pipe(
+            prompt=[prompts[i].text for i in part],
+            negative_prompt=negatives if negatives[0] else None,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            width=width,
+            height=height,
+            generator=generators(ctx, [items[i]["seed"] for i in part]),
+            output_type="pt",
+            callback_on_step_end=report,
+        )
+        for i, pixels in zip(part, split_batch(out.images, len(part)), strict=True):
+            images[i] = Image(from_pipe(pixels, ctx))
+    return images  # type: ignore[return-value]
+
+
+@node("sdxl.text2image", title="SDXL text to image", category="generate", version="1.0.0",
+      batching=Batching(("prompt", "seed"), _text2image_batch))
 def sdxl_text2image(
     ctx: RunContext,
     prompt: Prompt,
@@ -47,22 +87,11 @@ def sdxl_text2image(
 
     SDXL-Turbo is trained with Adversarial Diffusion Distillation for 1-4 steps without
     guidance; other SDXL checkpoints want ~25 steps and guidance 5-8. The negative prompt
-    only acts when guidance > 1.
+    only acts when guidance > 1. In a sweep, variations that differ only in prompt or seed
+    run as one batch.
     """
-    pipe = get_model(ctx.models.sdxl, model, "text2image", revision=revision)
-    ctx.check_cancelled()
-    out = pipe(
-        prompt=prompt.text,
-        negative_prompt=prompt.negative or None,
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        width=width,
-        height=height,
-        generator=ctx.generator(seed),
-        output_type="pt",
-        callback_on_step_end=StepReporter(ctx),
-    )
-    return Image(from_pipe(out.images, ctx))
+    return _text2image_batch(ctx, [{"prompt": prompt, "seed": seed}], steps, guidance,
+                             width, height, model, revision)[0]
 
 
 @node("sdxl.image2image", title="SDXL image to image", category="generate", version="1.0.0")
