@@ -85,6 +85,28 @@ def test_batched_seed_sweep_equals_single_runs(tiny_manager, tmp_path: Path,
     assert not np.array_equal(images[0], images[1])  # the seeds did reach the pipeline
 
 
+def test_default_batch_on_the_cpu_batches_seeds(tiny_manager, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_pipeline_calls(monkeypatch, tiny_manager)
+    rows = _small_sdxl().sweep({"gen.seed": "0..5"}, out=tmp_path, device="cpu",
+                               scheduler=Scheduler())
+    assert [r["status"] for r in rows] == ["done"] * 6
+    assert calls == [4, 2]  # the CPU default: 4 variations a call
+
+
+def test_graph_without_batching_nodes_reports_each_variation_at_once(tmp_path: Path) -> None:
+    graph = graphkit.load(GRAPHS / "mask_composite.json")
+    control = RunControl()
+
+    def stop_after_one(event: object) -> None:
+        if isinstance(event, VariationFinished):
+            control.cancel()
+
+    rows = graph.sweep({"grow.pixels": "0..3"}, out=tmp_path, device="cpu", control=control,
+                       listener=stop_after_one, scheduler=Scheduler())
+    assert [r["index"] for r in rows] == [0]  # not held back for a group of 4
+
+
 def test_prompt_file_sweep_in_one_batch_equals_single_runs(tiny_manager, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
