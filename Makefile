@@ -9,7 +9,7 @@ GRAPH ?= graphs/sdxl_turbo.json
 MODELS ?= tiny
 OUT ?= out
 
-.PHONY: setup run test lint bench browser
+.PHONY: setup run test lint bench browser frontend
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ setup: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/graphkit run $(GRAPH) --models $(MODELS) --out $(OUT)
+
+# The editor canvas's JavaScript bundle (committed; users and tests never need node).
+FRONTEND := graphkit/editor/frontend
+frontend:
+	cd $(FRONTEND) && npm ci && npm run build
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
