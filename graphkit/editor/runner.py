@@ -39,6 +39,19 @@ class NodeStatus:
     message: str = ""
 
 
+def status_words(status: NodeStatus) -> str:
+    """A few words for a node's state in a run."""
+    if status.state == "running":
+        return f"running step {status.step}/{status.total}" if status.total else "running"
+    if status.state == "cancelled":
+        return f"cancelled at step {status.step}/{status.total}" if status.total else "cancelled"
+    if status.state == "done":
+        return f"ran in {status.seconds or 0:.2f} s"
+    if status.state in ("failed", "skipped"):
+        return f"{status.state}: {status.message}"
+    return status.state
+
+
 @dataclass
 class RunRecord:
     """Events of one run as they arrive, per-node status, and the outcome."""
