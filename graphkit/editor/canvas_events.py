@@ -137,7 +137,8 @@ def parse_event(raw: Any) -> Edit:
     spec = FIELDS[op]
     extra = set(raw) - set(spec) - {"op", "seq"}
     if extra:
-        raise BadEditError(f"'{op}' has unknown fields: {', '.join(sorted(map(str, extra)))[:80]}")
+        names = ", ".join(sorted(repr(k) for k in extra))[:80]
+        raise BadEditError(f"'{op}' has unknown fields: {names}")
     args = {}
     for name, kind in spec.items():
         optional = kind.endswith("?")
@@ -156,7 +157,7 @@ def parse_payload(raw: Any) -> tuple[str, list[Edit]]:
         raise BadEditError("the message is not an object")
     extra = set(raw) - {"client", "events", "sent"}
     if extra:
-        names = ", ".join(sorted(map(str, extra)))[:80]
+        names = ", ".join(sorted(repr(k) for k in extra))[:80]
         raise BadEditError(f"the message has unknown fields: {names}")
     client = _fullmatch(CLIENT_ID, raw.get("client"), "the client id")
     events = raw.get("events")

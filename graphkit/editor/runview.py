@@ -177,7 +177,7 @@ def _saved_file(path: Path, run_id: str, where: str) -> None:
         return
     data = path.read_bytes()
     st.image(data, caption=md_text(path.name))
-    st.download_button(f"Download {path.name}", data=data, file_name=path.name,
+    st.download_button(md_text(f"Download {path.name}"), data=data, file_name=path.name,
                        mime="image/png", key=f"dl:{where}:{run_id}:{path}")
 
 

@@ -30,7 +30,7 @@ from graphkit.editor.files import (
     write_graph,
 )
 from graphkit.editor.history import History
-from graphkit.editor.runner import RunRecord, start_run
+from graphkit.editor.runner import RunRecord, blocking_problems, start_run
 from graphkit.errors import GraphError, problem
 from graphkit.graph import GraphDoc, copy_doc, doc_from_raw, dumps_doc
 from graphkit.registry import Registry, registry
@@ -339,7 +339,7 @@ class Editor:
             self.notify("info", "a run is in progress: wait for it or cancel it")
             return False
         graph = self.part_for(targets) if targets else self.graph()
-        problems = graph.checked().problems
+        problems = blocking_problems(graph, targets)
         if problems:
             more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
             self.notify("error", "the graph cannot run yet: "
