@@ -19,7 +19,6 @@ from graphkit.editor.session import Editor
 from graphkit.editor.text import md_text
 
 CANVAS_KEY = "canvas"
-CANVAS_POLL_SECONDS = 0.5
 
 # Panels below the canvas, one tab each, in this order: (title, function drawing it for the
 # tab's Editor). A new panel (a parameter sweep, say) is one more entry.
@@ -83,24 +82,18 @@ def _on_canvas_edit(ed: Editor) -> None:
     payload = canvas.sent_edit(CANVAS_KEY)
     if payload is not None:
         canvas_events.handle(ed, payload)
-        st.session_state["canvas-edited"] = True
 
 
 def canvas_panel(ed: Editor) -> None:
-    """The canvas, redrawn on its own while a run goes (states and step progress)."""
-    st.fragment(_canvas, run_every=CANVAS_POLL_SECONDS if runview.running(ed) else None)(ed)
-
-
-def _canvas(ed: Editor) -> None:
-    if st.session_state.pop("canvas-edited", False):
-        st.rerun(scope="app")  # an edit: the inspector, problems and title follow it
-    runview.rerun_when_finished(ed)
+    """The canvas. While a run goes, the run bar's polling redraws the page when a node's
+    state or step changes (see ``runview.redraw_on_progress``)."""
     problems = ed.checked().problems
     state = canvas.CanvasState(
-        rev=ed.doc_rev, graph=ed.opened_count, acked=ed.acked,
+        rev=ed.doc_rev, graph=ed.opened_count, view_key=ed.view_key, acked=ed.acked,
         selected=ed.canvas_selection or ([ed.selected] if ed.selected else []),
         focus=ed.focus, running=runview.running(ed), clipboard=len(ed.clipboard))
     statuses = ed.run.snapshot() if ed.run is not None else {}
+    runview.drawn(statuses)
     data = canvas.canvas_data(ed.doc, ed.reg, problems, statuses, state)
     try:
         canvas.show(data, CANVAS_KEY, lambda: _on_canvas_edit(ed))

@@ -194,6 +194,7 @@ class CanvasState:
 
     rev: int = 0
     graph: int = 0
+    view_key: str = ""
     acked: dict[str, int] = field(default_factory=dict)
     selected: list[str] = field(default_factory=list)
     focus: str | None = None
@@ -208,6 +209,7 @@ def canvas_data(doc: GraphDoc, reg: Registry, problems: list[Problem],
     return {
         "rev": state.rev,
         "graph": state.graph,
+        "viewKey": state.view_key,
         "acked": dict(state.acked),
         "nodes": node_views(doc, reg, problems, statuses),
         "edges": edge_views(doc, reg),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import streamlit as st
 from graphkit.editor import files
 from graphkit.editor.guard import callback
 from graphkit.editor.previews import image_source, preview
-from graphkit.editor.runner import RunRecord, status_words
+from graphkit.editor.runner import NodeStatus, RunRecord, status_words
 from graphkit.editor.session import Editor
 from graphkit.editor.text import md_text
 from graphkit.types import Image, SavedFiles
@@ -22,6 +23,8 @@ ICONS = {"waiting": ":material/schedule:", "running": ":material/progress_activi
          "failed": ":material/error:", "skipped": ":material/skip_next:",
          "cancelled": ":material/cancel:"}
 FINISHED_KEY = "polled-run"
+DRAWN_KEY = "canvas-drawn-states"
+STEP_REDRAW = 1.0  # seconds between page redraws for step progress alone
 
 
 def running(ed: Editor) -> bool:
@@ -85,8 +88,32 @@ def run_bar(ed: Editor) -> None:
         st.fragment(_summary, run_every=POLL_SECONDS if busy else None)(ed)
 
 
+def drawn(statuses: dict[str, NodeStatus]) -> None:
+    """The canvas was drawn with these node states (see ``redraw_on_progress``)."""
+    st.session_state[DRAWN_KEY] = (_signature(statuses), time.monotonic())
+
+
+def _signature(statuses: dict[str, NodeStatus]) -> tuple[tuple[str, str, int], ...]:
+    return tuple((nid, s.state, s.step) for nid, s in statuses.items())
+
+
+def redraw_on_progress(ed: Editor) -> None:
+    """While a run goes: redraw the page (the canvas shows each node's state) when a node's
+    state changed since the canvas was drawn, or its step, at most every ``STEP_REDRAW`` s."""
+    if not running(ed):
+        return
+    now = _signature(ed.run.snapshot())  # type: ignore[union-attr]
+    shown, at = st.session_state.get(DRAWN_KEY, ((), 0.0))
+    if now == shown:
+        return
+    states_changed = [(n, s) for n, s, _ in now] != [(n, s) for n, s, _ in shown]
+    if states_changed or time.monotonic() - at >= STEP_REDRAW:
+        st.rerun(scope="app")
+
+
 def _summary(ed: Editor) -> None:
     rerun_when_finished(ed)
+    redraw_on_progress(ed)
     record = ed.run
     if record is None:
         st.caption(md_text(f"Not run yet in this tab. Outputs go to {ed.out_dir}"))

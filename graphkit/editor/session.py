@@ -9,6 +9,7 @@ it was read (another tab, another program) and asks before overwriting.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -133,6 +134,13 @@ class Editor:
     def out_dir(self) -> Path:
         """Where runs write their files: ``out/`` in the workspace."""
         return self.workspace / "out"
+
+    @property
+    def view_key(self) -> str:
+        """Names the graph being edited in this tab (the canvas keeps its view under it)."""
+        o = self.opened
+        where = str(o.file) if o.file is not None else f"{o.source}#{self.opened_count}"
+        return hashlib.sha1(f"{self.tab}\0{where}".encode()).hexdigest()[:16]
 
     @property
     def modified(self) -> bool:

@@ -31,9 +31,27 @@ import { Outbox } from "./outbox";
 import type { CanvasData, EditEvent, EditPayload, NodeView } from "./types";
 
 const nodeTypes = { graph: GraphNode };
-// The last viewport of each opened graph: Streamlit may mount the canvas again (when the page
-// around it changes shape), and the view must not jump when it does.
-const savedViews = new Map<number, Viewport>();
+// The last viewport of each graph in this browser tab, kept across mounts of the canvas and
+// reloads of the page (sessionStorage is per tab), so the view does not jump.
+const VIEW_STORE = "graphkit-canvas-view:";
+
+function savedView(key: string): Viewport | null {
+  try {
+    const raw = window.sessionStorage.getItem(VIEW_STORE + key);
+    const view = raw ? JSON.parse(raw) : null;
+    return view && [view.x, view.y, view.zoom].every((v) => typeof v === "number" && isFinite(v)) ? view : null;
+  } catch {
+    return null;
+  }
+}
+
+function saveView(key: string, view: Viewport): void {
+  try {
+    window.sessionStorage.setItem(VIEW_STORE + key, JSON.stringify({ x: view.x, y: view.y, zoom: view.zoom }));
+  } catch {
+    // storage full or off: the view is simply not kept
+  }
+}
 const TOAST_MS = 4000;
 const VIEW_PADDING = 24;
 const VIEW_TOP = 56; // below the toolbar
@@ -159,7 +177,7 @@ function Flow({ data, deliver }: Props) {
   const pointer = useRef<{ x: number; y: number } | null>(null);
   const pickup = useRef<Edge | null>(null);
   const connected = useRef(false);
-  const fittedGraph = useRef<number | null>(null);
+  const fittedGraph = useRef<string | null>(null);
   const focused = useRef<string | null>(null);
   const lastSelection = useRef("");
   const toastTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
@@ -189,11 +207,12 @@ function Flow({ data, deliver }: Props) {
       setReady(true);
       return;
     }
-    if (!initialized || fittedGraph.current === data.graph) return;
+    const graphKey = `${data.graph}:${data.viewKey}`;
+    if (!initialized || fittedGraph.current === graphKey) return;
     const box = wrapper.current?.getBoundingClientRect();
     if (!box || !box.width || !box.height) return;
-    fittedGraph.current = data.graph;
-    const saved = savedViews.get(data.graph);
+    fittedGraph.current = graphKey;
+    const saved = savedView(data.viewKey);
     if (saved) {
       rf.setViewport(saved).then(() => setReady(true));
       return;
@@ -208,7 +227,7 @@ function Flow({ data, deliver }: Props) {
     const x = fit >= data.minZoom ? (box.width - bounds.width * zoom) / 2 - bounds.x * zoom : VIEW_PADDING - bounds.x * zoom;
     const y = fit >= data.minZoom ? Math.max((box.height - bounds.height * zoom) / 2, VIEW_TOP) - bounds.y * zoom : VIEW_TOP - bounds.y * zoom;
     rf.setViewport({ x, y, zoom }).then(() => setReady(true));
-  }, [initialized, nodes, data.graph, data.minZoom, rf]);
+  }, [initialized, nodes, data.graph, data.viewKey, data.minZoom, rf]);
 
   // A node just added comes into view when it is outside.
   useEffect(() => {
@@ -510,7 +529,7 @@ function Flow({ data, deliver }: Props) {
           onNodeContextMenu={onNodeContextMenu}
           onPaneClick={closePopups}
           onMoveStart={closePopups}
-          onMoveEnd={(_event, view) => savedViews.set(dataRef.current.graph, view)}
+          onMoveEnd={(_event, view) => saveView(dataRef.current.viewKey, view)}
           connectionMode={ConnectionMode.Strict}
           deleteKeyCode={["Delete", "Backspace"]}
           multiSelectionKeyCode={["Shift", "Control", "Meta"]}

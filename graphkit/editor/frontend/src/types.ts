@@ -50,6 +50,7 @@ export interface CatalogEntry {
 export interface CanvasData {
   rev: number; // bumps whenever the document changes
   graph: number; // bumps when another graph is opened (the view is fitted again)
+  viewKey: string; // names the graph in this browser tab: its last view is kept under it
   acked: Record<string, number>; // the last edit applied, per canvas client
   nodes: NodeView[];
   edges: EdgeView[];
