@@ -140,6 +140,7 @@ def main() -> None:
     st.html(PAGE_STYLE)
     ed = editor()
     ed.commit()  # edits the callbacks of this run made: one undo step
+    st.session_state[runview.PAGE_KEY] = True
     try:
         page(ed)
     except Exception as exc:  # a readable line instead of a traceback page; the graph stays
@@ -149,6 +150,7 @@ def main() -> None:
         with st.expander("Details"):
             st.code(traceback.format_exc(), language=None)
     finally:
+        st.session_state[runview.PAGE_KEY] = False
         ed.autosave()
 
 

@@ -152,18 +152,22 @@ def slug(text: str) -> str:
     return stem[:80] or "graph"
 
 
-def save_session(path: Path, opened: Opened) -> None:
-    """Write a tab's graph, with where it came from and where it is saved, atomically."""
+def save_session(path: Path, opened: Opened, graph_text: str | None = None) -> None:
+    """Write a tab's graph, with where it came from and where it is saved, atomically.
+
+    ``graph_text`` is the document's ``dumps_doc`` text when the caller has it already.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {
+    head = {
         "format": SESSION_FORMAT,
         "base_dir": str(opened.base_dir),
         "source": opened.source,
         "file": str(opened.file) if opened.file else None,
         "digest": opened.digest,
-        "graph": json.loads(dumps_doc(opened.doc)),
     }
-    atomic_write_text(path, json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+    graph = (graph_text if graph_text is not None else dumps_doc(opened.doc)).rstrip("\n")
+    body = json.dumps(head, indent=2, ensure_ascii=False)[:-2]  # open, to add the graph
+    atomic_write_text(path, f'{body},\n  "graph": {graph}\n}}\n')
 
 
 def load_session(path: Path) -> Opened | None:

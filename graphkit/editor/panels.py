@@ -134,9 +134,9 @@ def files_panel(ed: Editor) -> None:
                      on_change=_open_example, args=(ed, "example"))
     st.file_uploader("Open a graph (JSON or a graphkit PNG)", type=["json", "png"],
                      key="upload", on_change=_on_upload, args=(ed, "upload"))
-    st.download_button("Download graph JSON", data=ed.graph().copy().dumps(),
+    st.download_button("Download graph JSON", data=lambda: ed.graph().copy().dumps(),
                        file_name=f"{files.slug(ed.doc.name)}.json", mime="application/json",
-                       key="download-json")
+                       key="download-json", on_click="ignore")
     st.caption(md_text(f"Workspace: {ed.workspace}. This tab's work is autosaved; reloading "
                        "the page brings it back."))
 

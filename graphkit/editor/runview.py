@@ -24,6 +24,7 @@ ICONS = {"waiting": ":material/schedule:", "running": ":material/progress_activi
          "cancelled": ":material/cancel:"}
 FINISHED_KEY = "polled-run"
 DRAWN_KEY = "canvas-drawn-states"
+PAGE_KEY = "drawing-the-page"  # true while the whole page runs (not a fragment alone)
 STEP_REDRAW = 1.0  # seconds between page redraws for step progress alone
 
 
@@ -71,6 +72,8 @@ def _redo(ed: Editor) -> None:
 def run_bar(ed: Editor) -> None:
     """Run, cancel, undo and redo buttons, and one line on the current run."""
     busy = running(ed)
+    if busy:  # drawn while it runs: the polling below redraws the page when it ends
+        st.session_state[FINISHED_KEY] = ed.run
     run, cancel, undo, redo, state = st.columns([1.3, 1.5, 0.6, 0.6, 5],
                                                 vertical_alignment="center")
     run.button("Run", key="run", icon=":material/play_arrow:", type="primary",
@@ -99,8 +102,11 @@ def _signature(statuses: dict[str, NodeStatus]) -> tuple[tuple[str, str, int], .
 
 def redraw_on_progress(ed: Editor) -> None:
     """While a run goes: redraw the page (the canvas shows each node's state) when a node's
-    state changed since the canvas was drawn, or its step, at most every ``STEP_REDRAW`` s."""
-    if not running(ed):
+    state changed since the canvas was drawn, or its step, at most every ``STEP_REDRAW`` s.
+
+    Only from a polling rerun of a fragment: during a run of the whole page, the canvas is
+    about to be drawn anyway."""
+    if not running(ed) or st.session_state.get(PAGE_KEY):
         return
     now = _signature(ed.run.snapshot())  # type: ignore[union-attr]
     shown, at = st.session_state.get(DRAWN_KEY, ((), 0.0))

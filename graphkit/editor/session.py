@@ -92,6 +92,7 @@ class Editor:
     asking_name: bool = False  # a save needs a name first
     saved_text: str = ""  # the document as last read from or written to its file
     _autosaved: str = ""
+    _checked: tuple[tuple[str, str], Checked] | None = None
 
     # starting -----------------------------------------------------------------------------
     @classmethod
@@ -143,15 +144,24 @@ class Editor:
         return hashlib.sha1(f"{self.tab}\0{where}".encode()).hexdigest()[:16]
 
     @property
+    def text(self) -> str:
+        """The document's JSON text as of the last commit (each page run starts with one)."""
+        return self.history.committed
+
+    @property
     def modified(self) -> bool:
         """Whether the document differs from its file (always, for a graph with no file)."""
-        return self.opened.file is None or dumps_doc(self.doc) != self.saved_text
+        return self.opened.file is None or self.text != self.saved_text
 
     def graph(self) -> Graph:
         return Graph(self.doc, self.opened.base_dir, self.reg)
 
     def checked(self) -> Checked:
-        return self.graph().checked()
+        """Every problem of the document, computed again only when it changed."""
+        key = (self.doc.model_dump_json(), str(self.opened.base_dir))
+        if self._checked is None or self._checked[0] != key:
+            self._checked = (key, self.graph().checked())
+        return self._checked[1]
 
     def commit(self) -> bool:
         """Record the document's current state as one undo step when it changed."""
@@ -297,7 +307,7 @@ class Editor:
     # autosave -----------------------------------------------------------------------------
     def _session_text(self) -> str:
         o = self.opened
-        return f"{o.base_dir}\n{o.source}\n{o.file}\n{o.digest}\n{dumps_doc(o.doc)}"
+        return f"{o.base_dir}\n{o.source}\n{o.file}\n{o.digest}\n{self.text}"
 
     @property
     def autosave_path(self) -> Path:
@@ -305,11 +315,12 @@ class Editor:
 
     def autosave(self) -> bool:
         """Write this tab's autosave when anything in it changed since the last write."""
+        self.commit()
         text = self._session_text()
         if text == self._autosaved:
             return False
         try:
-            save_session(self.autosave_path, self.opened)
+            save_session(self.autosave_path, self.opened, self.text)
         except OSError as exc:
             self.notify("warning", f"autosave failed: {exc.strerror or exc}")
             return False
@@ -338,7 +349,8 @@ class Editor:
         graph = self.part_for(targets) if targets else self.graph()
         self.run = start_run(graph, self.out_dir, self.input_dirs(), default_scheduler(),
                              background=background, targets=targets)
-        self.run_doc_text = dumps_doc(self.doc)
+        self.commit()
+        self.run_doc_text = self.text
         return self.run
 
     def run_graph(self, targets: list[str] | None = None) -> bool:
@@ -361,7 +373,7 @@ class Editor:
     @property
     def run_is_current(self) -> bool:
         """Whether the last run was of the document as it is now."""
-        return self.run is not None and self.run_doc_text == dumps_doc(self.doc)
+        return self.run is not None and self.run_doc_text == self.text
 
 
 def _saved_text(opened: Opened, recovered: bool, reg: Registry) -> str:
