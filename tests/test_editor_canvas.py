@@ -250,8 +250,11 @@ def test_copy_paste_and_duplicate_make_new_ids(ed: Editor) -> None:
     send(ed, {"op": "paste", "x": 0, "y": 800, "keep_inputs": False})
     assert ed.doc.nodes["grow_2"].inputs == {}  # region -> grow came from outside the copy
     assert ed.doc.nodes["soft_2"].inputs == {"mask": "grow_2.mask"}  # remapped
-    assert ed.doc.ui["positions"]["grow_2"] == [0, 800]
-    assert ed.doc.ui["positions"]["soft_2"] == [290, 800]  # the arrangement is kept
+    pos = ed.doc.ui["positions"]
+    left = min(pos["grow"][0], pos["soft"][0])
+    top = min(pos["grow"][1], pos["soft"][1])
+    for old, new in (("grow", "grow_2"), ("soft", "soft_2")):  # the arrangement is kept
+        assert pos[new] == [pos[old][0] - left, pos[old][1] - top + 800]
     assert sorted(ed.canvas_selection) == ["grow_2", "soft_2"]
     send(ed, {"op": "delete", "nodes": ["grow"], "inputs": []})  # the clipboard is a copy
     send(ed, {"op": "paste", "x": 0, "y": 1200, "keep_inputs": True})

@@ -82,7 +82,7 @@ def test_rename_updates_links_positions_and_keeps_order(doc: GraphDoc) -> None:
     assert list(doc.nodes) == [("feathered" if n == "soft" else n) for n in order]
     assert doc.nodes["blend"].inputs["mask"] == "feathered.mask"
     assert doc.nodes["mask_view"].inputs["mask"] == "feathered.mask"
-    assert doc.ui["positions"]["feathered"] == [870, 0]
+    assert doc.ui["positions"]["feathered"] == [0, 408]
     assert Graph(doc).validate() == []
     with pytest.raises(GraphError, match="exists"):
         ops.rename_node(doc, "feathered", "grow")

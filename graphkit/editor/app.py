@@ -26,9 +26,9 @@ PANELS: list[tuple[str, Callable[[Editor], None]]] = [
     ("Run", runview.run_panel),
     ("Files written", runview.written_files),
 ]
-SIDEBAR_WIDTH = 250
+SIDEBAR_WIDTH = 240
 PAGE_STYLE = """<style>
-[data-testid="stMainBlockContainer"] { padding-top: 1.6rem; padding-bottom: 2rem; }
+[data-testid="stMainBlockContainer"] { padding: 1.4rem 1.5rem 2rem 1.5rem; }
 </style>"""
 
 

@@ -15,8 +15,8 @@ from graphkit.registry import Registry
 
 NODE_WIDTH = 220
 COLUMN_PITCH = 290  # left edge to left edge of two layers
-NODE_GAP = 44  # between nodes stacked in one layer
-BAND_GAP = 90  # between two rows of layers
+NODE_GAP = 36  # between nodes stacked in one layer
+BAND_GAP = 70  # between two rows of layers
 WRAP_AFTER = 6  # a graph deeper than this many layers wraps into rows...
 ROW_LAYERS = 4  # ...of this many layers each
 COORD_LIMIT = 1e6  # positions are kept within +-this
@@ -87,12 +87,14 @@ def _feeders(doc: GraphDoc, node_id: str) -> list[str]:
     return out
 
 
-def layered(doc: GraphDoc, reg: Registry, only: set[str] | None = None
+def layered(doc: GraphDoc, reg: Registry, only: set[str] | None = None,
+            wrap_after: int = WRAP_AFTER, row_layers: int = ROW_LAYERS
             ) -> dict[str, tuple[float, float]]:
     """Positions for ``only`` (default: every node): layers left to right, sources first.
 
-    A graph deeper than ``WRAP_AFTER`` layers wraps into rows of ``ROW_LAYERS`` layers, so a
-    long chain reads like lines of text instead of one very long line.
+    A graph deeper than ``wrap_after`` layers wraps into rows of at most ``row_layers``
+    layers (as even as can be), so a long chain reads like lines of text instead of one
+    very long line.
     """
     ids = [n for n in doc.nodes if only is None or n in only]
     if not ids:
@@ -103,7 +105,8 @@ def layered(doc: GraphDoc, reg: Registry, only: set[str] | None = None
         by_layer.setdefault(depth[node_id], []).append(node_id)
     order = _order_within_layers(doc, by_layer)
     deepest = max(by_layer) + 1
-    per_row = ROW_LAYERS if deepest > WRAP_AFTER else deepest
+    rows = math.ceil(deepest / row_layers) if deepest > wrap_after else 1
+    per_row = math.ceil(deepest / rows)
     placed: dict[str, tuple[float, float]] = {}
     top = 0.0
     for band_start in range(0, deepest, per_row):

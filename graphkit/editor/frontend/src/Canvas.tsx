@@ -55,6 +55,7 @@ function saveView(key: string, view: Viewport): void {
 const TOAST_MS = 4000;
 const VIEW_PADDING = 24;
 const VIEW_TOP = 56; // below the toolbar
+const MINIMAP_FROM = 12; // graphs with more nodes than this get a minimap
 
 interface Props {
   data: CanvasData;
@@ -545,13 +546,16 @@ function Flow({ data, deliver }: Props) {
         >
           <Background variant={BackgroundVariant.Dots} gap={20} size={1.2} />
           <Controls showInteractive={false} position="bottom-left" />
+          {nodes.length > MINIMAP_FROM && (
           <MiniMap
             pannable
             zoomable
             position="bottom-right"
+            style={{ width: 150, height: 100 }}
             nodeColor={(n) => (n.data as { view: NodeView }).view.colour}
             nodeStrokeWidth={2}
           />
+          )}
           <Panel position="top-left" className="gk-toolbar">
             <button type="button" onClick={() => send({ op: "undo" })} title="Undo (Ctrl+Z)" aria-label="Undo">
               ↶
