@@ -255,6 +255,24 @@ def test_bad_names_and_a_nul_byte_are_one_line_errors(workspace: Path) -> None:
     assert (workspace / "taken.json").read_text() == "{}"
 
 
+def test_an_unexpected_failure_in_a_callback_is_one_line(workspace: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphkit.editor import ops
+
+    at = select_node(start(), "grow")
+    before = editor_of(at).doc.model_dump()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(ops, "set_param", broken)
+    widget(at.slider, ":grow:param:pixels").set_value(40).run()
+    assert not at.exception, at.exception
+    (error,) = [e.value for e in at.error]
+    assert error == md_text("on param failed: RuntimeError: disk on fire second line")
+    assert editor_of(at).doc.model_dump() == before
+
+
 # opening other graphs ---------------------------------------------------------------------------
 def test_uploads_bad_json_keeps_graph_and_png_loads(workspace: Path, graphs_dir: Path) -> None:
     at = start()

@@ -162,6 +162,19 @@ def test_delete_undo_and_redo_with_keys(new_tab: Any, editor: Editor) -> None:
     page.keyboard.press("Backspace")
     editor.wait(page, lambda g: "grow" not in g["nodes"], "grow deleted")
 
+    # Shift+drag a box around the two load nodes: both selected, both deleted
+    photo, texture = node(page, "photo").bounding_box(), node(page, "texture").bounding_box()
+    corner = (min(photo["x"], texture["x"]) - 12, photo["y"] - 12)
+    far = (max(photo["x"] + photo["width"], texture["x"] + texture["width"]) + 12,
+           texture["y"] + texture["height"] + 12)
+    page.keyboard.down("Shift")
+    drag(page, corner, far)
+    page.keyboard.up("Shift")
+    expect(page.locator(".react-flow__node.selected")).to_have_count(2)
+    page.keyboard.press("Delete")
+    graph = editor.wait(page, lambda g: "photo" not in g["nodes"], "the box deleted")
+    assert "texture" not in graph["nodes"] and "region" in graph["nodes"]
+
 
 def test_a_moved_node_stays_after_reload_and_ctrl_s_saves(new_tab: Any, editor: Editor) -> None:
     page = new_tab()

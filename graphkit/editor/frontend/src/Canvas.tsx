@@ -430,6 +430,8 @@ function Flow({ data, deliver }: Props) {
       const key = event.key.toLowerCase();
       if (mod && key === "s") {
         event.preventDefault();
+        // a field being typed in hands its value to Streamlit when it loses focus: first
+        if (isEditable(event.target)) (event.target as HTMLElement).blur();
         send({ op: "save" });
         return;
       }
