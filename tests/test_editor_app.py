@@ -97,7 +97,13 @@ def bomb_png() -> bytes:
 
 # opening, editing, autosave -----------------------------------------------------------------
 def test_opens_the_launch_file_and_shows_where_outputs_go(workspace: Path) -> None:
-    at = start()
+    from graphkit import models
+
+    models.configure(profile="hub")  # whatever other tests left in this process
+    try:
+        at = start()
+    finally:
+        models.configure()
     assert at.subheader[0].value == md_text("Ellipse mask: texture composited into a photo")
     picker = [s for s in at.selectbox if s.label == "Node"][0]
     assert picker.options[0] == "photo  (image.load)"  # in the file's order

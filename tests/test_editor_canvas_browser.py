@@ -265,9 +265,9 @@ def test_copy_paste_menu_and_run_states_on_nodes(new_tab: Any, editor: Editor) -
     page = new_tab()
     node(page, "grow").locator(".gk-title").click()
     node(page, "soft").locator(".gk-title").click(modifiers=["Shift"])  # multi-select
-    editor.wait(page, lambda g: True, "")
+    expect(page.locator(".react-flow__node.selected")).to_have_count(2)
     page.keyboard.press("Control+c")
-    box = page.locator("[data-canvas]").bounding_box()
+    box = page.locator(READY).bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.85)
     page.keyboard.press("Control+v")
     graph = editor.wait(page, lambda g: "grow_2" in g["nodes"], "the pasted nodes")

@@ -107,23 +107,20 @@ def page(ed: Editor) -> None:
         panels.files_panel(ed)
         panels.palette(ed)
     header(ed)
-    # Always the same containers above the canvas (filled or not): an element that comes and
-    # goes before it would move it in the page's tree and remount it.
-    with st.container():
-        show_notices(ed)
-    with st.container():
-        panels.save_prompts(ed)
     runview.run_bar(ed)
     problems = ed.checked().problems
-    with st.container():
-        if problems:
-            more = " …" if len(problems) > 3 else ""
-            st.warning(md_text(f"{len(problems)} problem(s): "
-                               + "; ".join(map(str, problems[:3])) + more))
+    # Nothing above the canvas comes and goes: messages and questions go beside it, so the
+    # canvas never shifts under the mouse (nor is it mounted again).
     left, right = st.columns([7, 3], gap="small")
     with left:
         canvas_panel(ed)
     with right:
+        show_notices(ed)
+        panels.save_prompts(ed)
+        if problems:
+            more = " …" if len(problems) > 3 else ""
+            st.warning(md_text(f"{len(problems)} problem(s): "
+                               + "; ".join(map(str, problems[:3])) + more))
         inspector(ed, problems)
         if ed.selected in ed.doc.nodes:
             if sampoints.wants_points(ed, ed.selected):

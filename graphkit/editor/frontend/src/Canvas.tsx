@@ -27,8 +27,8 @@ import { CanvasContext, feeds, type CanvasTools } from "./context";
 import { GraphNode, splitHandle, type GraphNodeType } from "./GraphNode";
 import { NodeMenu } from "./NodeMenu";
 import { NodeSearch, type DragEnd } from "./NodeSearch";
-import { Outbox } from "./outbox";
-import type { CanvasData, EditEvent, EditPayload, NodeView } from "./types";
+import type { Outbox } from "./outbox";
+import type { CanvasData, EditEvent, NodeView } from "./types";
 
 const nodeTypes = { graph: GraphNode };
 // The last viewport of each graph in this browser tab, kept across mounts of the canvas and
@@ -59,7 +59,7 @@ const MINIMAP_FROM = 12; // graphs with more nodes than this get a minimap
 
 interface Props {
   data: CanvasData;
-  deliver: (payload: EditPayload) => void;
+  outbox: Outbox;
 }
 
 export function CanvasApp(props: Props) {
@@ -154,11 +154,7 @@ interface MenuState {
   nodes: string[];
 }
 
-function Flow({ data, deliver }: Props) {
-  const deliverRef = useRef(deliver);
-  deliverRef.current = deliver;
-  const outbox = useMemo(() => new Outbox((payload) => deliverRef.current(payload)), []);
-  useEffect(() => () => outbox.dispose(), [outbox]);
+function Flow({ data, outbox }: Props) {
 
   const rf = useReactFlow<GraphNodeType, Edge>();
   const [nodes, setNodes] = useState<GraphNodeType[]>([]);
@@ -181,6 +177,7 @@ function Flow({ data, deliver }: Props) {
   const fittedGraph = useRef<string | null>(null);
   const focused = useRef<string | null>(null);
   const lastSelection = useRef("");
+  const copied = useRef(false); // a copy was sent from here (Python may not have said so yet)
   const toastTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
 
   const send = useCallback((event: EditEvent) => outbox.push(event), [outbox]);
@@ -408,6 +405,7 @@ function Flow({ data, deliver }: Props) {
       const chosen = menu?.nodes ?? [];
       setMenu(null);
       if (!chosen.length) return;
+      if (action === "copy") copied.current = true;
       if (action === "run_to") send({ op: "run_to", node: chosen[0] });
       else if (action === "delete") send({ op: "delete", nodes: chosen, inputs: [] });
       else send({ op: action, nodes: chosen });
@@ -447,9 +445,10 @@ function Flow({ data, deliver }: Props) {
         if (!chosen.length || (window.getSelection()?.toString() ?? "") !== "") return;
         event.preventDefault();
         send({ op: "copy", nodes: chosen });
+        copied.current = true;
         say(`copied ${chosen.length} node${chosen.length > 1 ? "s" : ""}`);
       } else if (mod && key === "v") {
-        if (!dataRef.current.clipboard) return;
+        if (!dataRef.current.clipboard && !copied.current) return;
         event.preventDefault();
         const at = pointer.current ?? viewCentre();
         send({ op: "paste", x: Math.round(at.x), y: Math.round(at.y), keep_inputs: event.shiftKey });

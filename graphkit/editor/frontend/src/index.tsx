@@ -5,11 +5,30 @@ import { createRoot, type Root } from "react-dom/client";
 import "@xyflow/react/dist/style.css";
 import "./canvas.css";
 import { CanvasApp } from "./Canvas";
-import type { CanvasData, CanvasState } from "./types";
+import { Outbox } from "./outbox";
+import type { CanvasData, CanvasState, EditPayload } from "./types";
 
-const roots = new WeakMap<FrontendRendererArgs["parentElement"], { root: Root; host: HTMLElement }>();
+type Parent = FrontendRendererArgs["parentElement"];
+
+// Streamlit may call a render's cleanup just before it renders the same element again (when
+// two renders overlap); unmounting then would throw the canvas's state away. A cleanup only
+// unmounts when no render of that element follows within this grace period.
+const UNMOUNT_GRACE_MS = 1500;
+const roots = new WeakMap<Parent, { root: Root; host: HTMLElement }>();
+const unmounts = new WeakMap<Parent, ReturnType<typeof setTimeout>>();
+
+// One outbox for the page (there is one canvas): its client id and the edits not yet
+// applied by Python outlive a mount of the canvas.
+let deliver: (payload: EditPayload) => void = () => undefined;
+const outbox = new Outbox((payload) => deliver(payload));
 
 const renderCanvas: FrontendRenderer<CanvasState, CanvasData> = ({ parentElement, data, setTriggerValue }) => {
+  const pending = unmounts.get(parentElement);
+  if (pending !== undefined) {
+    clearTimeout(pending);
+    unmounts.delete(parentElement);
+  }
+  deliver = (payload) => setTriggerValue("edit", payload);
   let mounted = roots.get(parentElement);
   if (!mounted) {
     const host = document.createElement("div");
@@ -18,14 +37,18 @@ const renderCanvas: FrontendRenderer<CanvasState, CanvasData> = ({ parentElement
     mounted = { root: createRoot(host), host };
     roots.set(parentElement, mounted);
   }
-  mounted.root.render(<CanvasApp data={data} deliver={(payload) => setTriggerValue("edit", payload)} />);
+  mounted.root.render(<CanvasApp data={data} outbox={outbox} />);
   return () => {
-    const current = roots.get(parentElement);
-    if (current) {
-      current.root.unmount();
-      current.host.remove();
-      roots.delete(parentElement);
-    }
+    const timer = setTimeout(() => {
+      unmounts.delete(parentElement);
+      const current = roots.get(parentElement);
+      if (current) {
+        current.root.unmount();
+        current.host.remove();
+        roots.delete(parentElement);
+      }
+    }, UNMOUNT_GRACE_MS);
+    unmounts.set(parentElement, timer);
   };
 };
 
