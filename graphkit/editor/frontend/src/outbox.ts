@@ -33,10 +33,6 @@ export class Outbox {
     return this.pending.length > 0;
   }
 
-  dispose(): void {
-    if (this.timer) clearTimeout(this.timer);
-  }
-
   private flush(): void {
     if (!this.pending.length) return;
     this.deliver({ client: this.client, events: this.pending.slice(0, MAX_BATCH), sent: Date.now() });
