@@ -85,9 +85,16 @@ def page(browser: Any, editor: Editor, tmp_path: Path) -> Iterator[Any]:
 
 
 def _pick(page: Any, label: str, option: str) -> None:
-    """Choose ``option`` in the Streamlit select labelled ``label``."""
-    page.get_by_role("combobox", name=label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Choose ``option`` in the Streamlit select labelled ``label`` (again when a page run
+    redraws the select and closes its list meanwhile)."""
+    for attempt in range(3):
+        page.get_by_role("combobox", name=label, exact=True).click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=5000)
+            return
+        except Exception:  # noqa: BLE001 - the list closed under the mouse: open it again
+            if attempt == 2:
+                raise
 
 
 def _open_example(page: Any, name: str, heading: str) -> None:

@@ -16,7 +16,7 @@ from graphkit.editor.session import Editor
 from graphkit.editor.text import md_text
 from graphkit.types import Image, SavedFiles
 
-POLL_SECONDS = 0.3
+POLL_SECONDS = 0.5
 PROGRESS_HEIGHT = 260  # the per-node list scrolls inside this height
 ICONS = {"waiting": ":material/schedule:", "running": ":material/progress_activity:",
          "cached": ":material/cached:", "done": ":material/check_circle:",
@@ -133,12 +133,8 @@ def _summary(ed: Editor) -> None:
 
 
 def run_panel(ed: Editor) -> None:
-    """The per-node list of the last run, scrolling in a box of fixed height."""
-    st.fragment(_progress, run_every=POLL_SECONDS if running(ed) else None)(ed)
-
-
-def _progress(ed: Editor) -> None:
-    rerun_when_finished(ed)
+    """The per-node list of the last run, scrolling in a box of fixed height (redrawn with
+    the page, which the run bar redraws as the run goes)."""
     record = ed.run
     if record is None:
         st.caption(md_text(f"Not run yet in this tab. Run writes its files to {ed.out_dir}"))
