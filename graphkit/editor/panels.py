@@ -91,11 +91,11 @@ def save_prompts(ed: Editor) -> None:
                                "(another tab or program). Reload it (Ctrl+Z brings your "
                                "version back), or overwrite it with your version."),
                        icon=":material/sync_problem:")
-            left, right = st.columns(2)
-            left.button("Reload from disk", key="conflict-reload", on_click=_reload,
-                        args=(ed,), use_container_width=True)
-            right.button("Overwrite", key="conflict-overwrite", on_click=_overwrite,
-                         args=(ed,), use_container_width=True, type="primary")
+            st.button("Reload from disk", key="conflict-reload", on_click=_reload,
+                      args=(ed,), use_container_width=True, icon=":material/sync:")
+            st.button("Overwrite with my version", key="conflict-overwrite", on_click=_overwrite,
+                      args=(ed,), use_container_width=True, type="primary",
+                      icon=":material/save:")
             st.caption("Or save your version under another name (sidebar, Save as).")
     if ed.asking_name and ed.opened.file is None:
         with st.container(border=True):

@@ -244,9 +244,7 @@ class Editor:
         assert path is not None
         on_disk = read_digest(path)
         if not overwrite and on_disk is not None and on_disk != self.opened.digest:
-            self.conflict = True
-            self.notify("warning", f"{path.name} changed on disk since this tab opened it "
-                        "(another tab or program): reload it or overwrite it")
+            self.conflict = True  # the page asks: reload or overwrite
             return False
         return self._write(path)
 
