@@ -221,6 +221,22 @@ def test_undo_redo_cover_every_edit_as_one_step_each(ed: Editor) -> None:
     assert not ed.history.redo_stack  # a new edit after an undo ends the redo branch
 
 
+def test_an_edit_that_breaks_is_one_line_and_not_applied_again(
+        ed: Editor, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("out of\nmemory")
+
+    monkeypatch.setattr(ops, "move_nodes", broken)
+    message = {"client": "cz", "sent": 1, "events": [
+        {"seq": 1, "op": "move", "positions": {"grow": [1, 1]}},
+        {"seq": 2, "op": "disconnect", "dst": "blend.mask"}]}
+    canvas_events.handle(ed, message)
+    assert errors(ed) == ["the canvas edit 'move' failed: RuntimeError: out of memory"]
+    assert "mask" not in ed.doc.nodes["blend"].inputs  # the next edit still applied
+    canvas_events.handle(ed, message)  # resent: nothing happens twice
+    assert errors(ed) == [] and ed.acked["cz"] == 2
+
+
 def test_a_resent_message_is_applied_once(ed: Editor) -> None:
     message = {"client": "cx", "sent": 1, "events": [
         {"seq": 1, "op": "add", "type": "mask.invert", "x": 0, "y": 500}]}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from graphkit.editor import ops
+from graphkit.editor.guard import one_line
 from graphkit.errors import GraphError, problem
 
 if TYPE_CHECKING:
@@ -204,7 +205,7 @@ def apply(ed: Editor, edit: Edit) -> None:
         clip = ops.copy_nodes(doc, a["nodes"])
         _select(ed, ops.paste_nodes(doc, clip, None, keep_inputs=True), focus=True)
     elif edit.op == "select":
-        _select(ed, [n for n in a["nodes"] if n in doc.nodes])
+        _select(ed, [n for n in a["nodes"] if n in doc.nodes], touch=False)
     elif edit.op == "undo":
         ed.undo()
     elif edit.op == "redo":
@@ -233,7 +234,10 @@ def _delete(ed: Editor, nodes: list[str], inputs: list[str]) -> None:
         raise GraphError([problem("missing_node", "no such node to delete", missing[0])])
 
 
-def _select(ed: Editor, nodes: list[str], focus: bool = False) -> None:
+def _select(ed: Editor, nodes: list[str], focus: bool = False, touch: bool = True) -> None:
+    """Select ``nodes`` on the canvas; the inspector shows the last one (or keeps showing
+    one of them). ``focus`` brings the last into view; ``touch`` refreshes the widgets (the
+    document changed)."""
     ed.canvas_selection = list(nodes)
     if nodes:
         ed.selected = nodes[-1] if ed.selected not in nodes or focus else ed.selected
@@ -241,7 +245,8 @@ def _select(ed: Editor, nodes: list[str], focus: bool = False) -> None:
         ed.selected = None
     if focus and nodes:
         ed.focus = nodes[-1]
-    ed.touched()
+    if touch:
+        ed.touched()
 
 
 def handle(ed: Editor, raw: Any) -> None:
@@ -259,6 +264,9 @@ def handle(ed: Editor, raw: Any) -> None:
             apply(ed, edit)
         except GraphError as exc:
             ed.fail(exc)
+        except Exception as exc:  # noqa: BLE001 - one line; applied once, never resent
+            ed.notify("error", one_line(f"the canvas edit '{edit.op}' failed: "
+                                        f"{type(exc).__name__}: {exc}"))
         last = edit.seq
         ed.commit()
     ed.acked.pop(client, None)
