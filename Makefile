@@ -12,7 +12,7 @@ OUT ?= out
 TORCH_VERSION ?= 2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup run test lint bench browser
+.PHONY: setup run test lint bench browser frontend
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
@@ -36,6 +36,11 @@ run: $(STAMP)
 	    echo "hint: without the real weights here, 'make run MODELS=tiny' runs offline on the tiny models;" \
 	         "to download them first: $(BIN)/graphkit models pull $(GRAPH)" >&2; \
 	  fi; exit $$status; }
+
+# The editor canvas's JavaScript bundle (committed; users and tests never need node).
+FRONTEND := graphkit/editor/frontend
+frontend:
+	cd $(FRONTEND) && npm ci && npm run build
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }

@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 from tiny_fixture import shared_tiny_root
 
 from graphkit.api import Graph
-from graphkit.editor import canvas, files, ops, sampoints
+from graphkit.editor import files, ops, sampoints
 from graphkit.editor.previews import draw_points, image_source, overlay, preview
 from graphkit.editor.runner import start_run
 from graphkit.editor.widgets import plan_widget
@@ -74,7 +74,7 @@ def test_duplicate_copies_params_and_inputs_independently(doc: GraphDoc) -> None
     assert doc.nodes[new].inputs == {"mask": "region.mask"}
     ops.set_param(doc, new, "pixels", 9)
     assert doc.nodes["grow"].params["pixels"] == 6
-    assert doc.ui["positions"][new] == [480, 80]
+    assert doc.ui["positions"][new] == [620, 80]  # grow is at [580, 0]
 
 
 def test_rename_updates_links_positions_and_keeps_order(doc: GraphDoc) -> None:
@@ -83,7 +83,7 @@ def test_rename_updates_links_positions_and_keeps_order(doc: GraphDoc) -> None:
     assert list(doc.nodes) == [("feathered" if n == "soft" else n) for n in order]
     assert doc.nodes["blend"].inputs["mask"] == "feathered.mask"
     assert doc.nodes["mask_view"].inputs["mask"] == "feathered.mask"
-    assert doc.ui["positions"]["feathered"] == [660, 0]
+    assert doc.ui["positions"]["feathered"] == [0, 408]
     assert Graph(doc, GRAPHS).validate() == []
     with pytest.raises(GraphError, match="exists"):
         ops.rename_node(doc, "feathered", "grow")
@@ -156,7 +156,7 @@ def test_widgets_follow_the_schema() -> None:
     assert optional.kind == "text"
 
 
-# canvas -----------------------------------------------------------------------------------
+# SAM points -------------------------------------------------------------------------------
 def test_picker_clicks_become_image_pixels() -> None:
     # a 640x480 image shown 448 wide (336 high): display pixels scale by 640/448
     x, y = sampoints.click_to_pixels({"x": 224, "y": 168, "width": 448, "height": 336}, 640, 480)
@@ -164,32 +164,6 @@ def test_picker_clicks_become_image_pixels() -> None:
     assert sampoints.click_to_pixels({"x": 448, "y": 336, "width": 448, "height": 336},
                                      640, 480) == (639.0, 479.0)  # the edge stays inside
     assert sampoints.click_to_pixels({"x": 10, "y": 20}, 256, 256) == (10.0, 20.0)  # unscaled
-
-
-def test_canvas_colours_marks_and_labels(doc: GraphDoc) -> None:
-    ops.disconnect(doc, "blend", "mask")
-    problems = Graph(doc, GRAPHS).validate()
-    nodes, edges = canvas.build(doc, REG, {p.node for p in problems}, "grow", {"photo": "cached"})
-    by_id = {n.id: n for n in nodes}
-    assert by_id["photo"].colour == canvas.CATEGORY_COLOURS["image"]
-    assert by_id["grow"].colour == canvas.CATEGORY_COLOURS["mask"]
-    assert by_id["blend"].invalid and by_id["blend"].border == canvas.INVALID_BORDER
-    assert "⚠" in by_id["blend"].label and "[cached]" in by_id["photo"].label
-    assert by_id["grow"].border == canvas.SELECTED_BORDER
-    assert (by_id["photo"].x, by_id["photo"].y) == (0, 0)
-    labels = {(e.source, e.target): e.label for e in edges}
-    assert labels[("region", "grow")] == "mask → mask\nMask"
-    assert ("soft", "blend") not in labels
-
-
-def test_layout_places_unpositioned_nodes_by_depth() -> None:
-    d = GraphDoc()
-    a = ops.add_node(d, REG, "text.prompt")
-    b = ops.add_node(d, REG, "image.load")
-    c = ops.add_node(d, REG, "image.resize")
-    ops.connect(d, REG, f"{b}.image", c, "image")
-    where = canvas.layout(d)
-    assert where[a] == (0, 0) and where[b] == (0, canvas.Y_GAP) and where[c] == (canvas.X_GAP, 0)
 
 
 # previews ---------------------------------------------------------------------------------
@@ -228,10 +202,12 @@ def test_uploads_json_png_and_bad_ones(doc: GraphDoc, tmp_path: Path) -> None:
 
 
 def test_session_round_trip_and_garbage(doc: GraphDoc, tmp_path: Path) -> None:
-    path = tmp_path / "ws" / "autosave.json"
-    files.save_session(path, files.Opened(doc, tmp_path, "mask_composite.json"))
+    path = tmp_path / "ws" / "tab.json"
+    graph_file = tmp_path / "g.json"
+    files.save_session(path, files.Opened(doc, tmp_path, "g.json", graph_file, "ab12"))
     back = files.load_session(path)
-    assert back is not None and back.base_dir == tmp_path and back.source == "mask_composite.json"
+    assert back is not None and back.base_dir == tmp_path and back.source == "g.json"
+    assert (back.file, back.digest) == (graph_file, "ab12")
     assert back.doc.nodes == doc.nodes
     path.write_text("{not json")
     assert files.load_session(path) is None

@@ -1,146 +1,253 @@
-"""The graph canvas: nodes coloured by category, typed edge labels, invalid nodes marked."""
+"""The graph canvas: the view data Python sends the browser, and the component that draws it.
+
+The canvas (graphkit/editor/frontend, React Flow) draws what ``canvas_data`` describes and
+reports edits as small events (see ``canvas_events``). Everything that decides validity is
+computed here from graphkit: which output types may feed which input types comes from
+``graphkit.types.can_connect``, once per registry, and travels as a table.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from graphkit.editor.layout import positions
+from graphkit.editor.runner import NodeStatus, status_words
+from graphkit.errors import Problem
 from graphkit.graph import GraphDoc, split_ref
-from graphkit.registry import Registry
+from graphkit.registry import NodeSpec, Registry
+from graphkit.types import PortType, can_connect
 
+COMPONENT_NAME = "graphkit.canvas"
 CATEGORY_COLOURS = {
-    "text": "#f7d794",
-    "image": "#9ad0f5",
-    "mask": "#c7b8ea",
-    "generate": "#a8e6a1",
-    "condition": "#f5b7b1",
-    "segment": "#f8c291",
-    "upscale": "#82ccdd",
+    "text": "#f9e3a3",
+    "image": "#c4e1fb",
+    "mask": "#ddd2f6",
+    "generate": "#c8efc2",
+    "condition": "#f8d0cc",
+    "segment": "#fbd9b8",
+    "upscale": "#bfe5ee",
 }
-INVALID_BORDER = "#d62728"
-SELECTED_BORDER = "#1f2937"
-X_GAP, Y_GAP = 230, 110
+TYPE_COLOURS = {
+    "Prompt": "#d4a72c",
+    "Image": "#2f81f7",
+    "Mask": "#8957e5",
+    "Latent": "#db61a2",
+    "ImageEmbeds": "#e16f24",
+    "SavedFiles": "#6e7781",
+    "Int": "#1a7f37",
+    "Float": "#2da44e",
+    "Text": "#bf8700",
+    "Bool": "#57606a",
+}
+UNKNOWN_COLOUR = "#d0d7de"
+MIN_READABLE_ZOOM = 0.75  # node titles are 16 px: 12 px on screen at this zoom
+KEY_PARAMS = 3
+PARAM_TEXT = 28
+
+
+def _hue_colour(name: str, lightness: int) -> str:
+    hue = int(hashlib.sha1(name.encode()).hexdigest()[:4], 16) % 360
+    return f"hsl({hue}, 55%, {lightness}%)"
 
 
 def category_colour(category: str) -> str:
-    """A fixed colour per category (unknown ones get a stable pastel)."""
-    if category in CATEGORY_COLOURS:
-        return CATEGORY_COLOURS[category]
-    hue = int(hashlib.md5(category.encode()).hexdigest()[:2], 16)
-    return f"hsl({hue * 360 // 256}, 60%, 80%)"
+    """A fixed header colour per node category (other categories get a stable pastel)."""
+    return CATEGORY_COLOURS.get(category) or _hue_colour(category, 86)
+
+
+def type_colour(port_type: PortType) -> str:
+    """A fixed colour per port value class (Image, Mask, Latent...)."""
+    base = port_type.name.split("[", 1)[0]
+    return TYPE_COLOURS.get(base) or _hue_colour(base, 45)
 
 
 @dataclass
-class CanvasNode:
-    id: str
-    label: str
-    title: str
-    colour: str
-    border: str
-    invalid: bool
-    x: float
-    y: float
+class TypeTables:
+    """Per registry: port colours, which output types feed which input types, the catalog."""
+
+    accepts: dict[str, list[str]] = field(default_factory=dict)
+    colours: dict[str, str] = field(default_factory=dict)
+    catalog: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass
-class CanvasEdge:
-    source: str
-    target: str
-    label: str
+_TABLES: dict[tuple[int, tuple[str, ...]], TypeTables] = {}
 
 
-def layout(doc: GraphDoc) -> dict[str, tuple[float, float]]:
-    """Saved positions (``ui.positions``), others placed in columns by depth."""
-    saved = doc.ui.get("positions") if isinstance(doc.ui.get("positions"), dict) else {}
-    depth: dict[str, int] = {}
-
-    def depth_of(nid: str, trail: frozenset[str] = frozenset()) -> int:
-        if nid in depth:
-            return depth[nid]
-        if nid in trail or nid not in doc.nodes:
-            return 0
-        srcs = [split_ref(r) for r in doc.nodes[nid].inputs.values()]
-        d = max([depth_of(p[0], trail | {nid}) + 1 for p in srcs if p] or [0])
-        depth[nid] = d
-        return d
-
-    placed: dict[str, tuple[float, float]] = {}
-    rows: dict[int, int] = {}
-    below = 0.0
-    for nid, pos in (saved or {}).items():  # type: ignore[union-attr]
-        if nid in doc.nodes and isinstance(pos, list) and len(pos) >= 2:
-            placed[nid] = (float(pos[0]), float(pos[1]))
-            below = max(below, float(pos[1]) + Y_GAP)
-    start = below if placed else 0.0
-    for nid in doc.nodes:
-        if nid in placed:
-            continue
-        d = depth_of(nid)
-        row = rows.get(d, 0)
-        rows[d] = row + 1
-        placed[nid] = (d * X_GAP, start + row * Y_GAP)
-    return placed
+def type_tables(reg: Registry) -> TypeTables:
+    """The tables for ``reg`` (computed once per registry and set of node types)."""
+    key = (id(reg), tuple(sorted(reg.specs)))
+    if key not in _TABLES:
+        if len(_TABLES) > 8:
+            _TABLES.clear()
+        _TABLES[key] = _tables(reg)
+    return _TABLES[key]
 
 
-def build(doc: GraphDoc, reg: Registry, invalid: set[str], selected: str | None,
-          status: dict[str, str] | None = None) -> tuple[list[CanvasNode], list[CanvasEdge]]:
-    """Canvas nodes and edges for a document (pure data; rendering is ``render``)."""
-    status = status or {}
-    where = layout(doc)
-    nodes = []
-    for nid, entry in doc.nodes.items():
+def _tables(reg: Registry) -> TypeTables:
+    outs: dict[str, PortType] = {}
+    ins: dict[str, PortType] = {}
+    for spec in reg.specs.values():
+        outs.update({t.name: t for t in spec.outputs.values()})
+        ins.update({i.type.name: i.type for i in spec.inputs.values()})
+    tables = TypeTables()
+    for name, out in sorted(outs.items()):
+        tables.accepts[name] = sorted(n for n, inp in ins.items() if can_connect(out, inp))
+    for name, port_type in {**ins, **outs}.items():
+        tables.colours[name] = type_colour(port_type)
+    for type_id in sorted(reg.specs):
+        spec = reg.specs[type_id]
+        tables.catalog.append({
+            "type": type_id,
+            "title": spec.title,
+            "category": spec.category,
+            "doc": (spec.doc.splitlines() or [""])[0][:200],
+            "inputs": [[n, i.type.name] for n, i in spec.inputs.items()],
+            "outputs": [[n, t.name] for n, t in spec.outputs.items()],
+        })
+    return tables
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(str(text).split())
+    return text if len(text) <= PARAM_TEXT else text[: PARAM_TEXT - 1] + "…"
+
+
+def key_params(params: dict[str, Any], spec: NodeSpec | None) -> list[list[str]]:
+    """A few params to show on the node: those set in the file first, then defaults."""
+    if spec is None:
+        return [[k, _short(v)] for k, v in list(params.items())[:KEY_PARAMS]]
+    chosen = [n for n in spec.params if n in params]
+    chosen += [n for n, p in spec.params.items() if n not in params and not p.required
+               and p.default is not None and n != "model"]
+    return [[n, _short(params.get(n, spec.params[n].default))] for n in chosen[:KEY_PARAMS]]
+
+
+def status_view(status: NodeStatus) -> dict[str, Any]:
+    return {"state": status.state, "step": status.step, "total": status.total,
+            "text": status_words(status)}
+
+
+def _problem_text(p: Problem) -> str:
+    return f"{p.field}: {p.message}" if p.field else p.message
+
+
+def node_views(doc: GraphDoc, reg: Registry, problems: list[Problem],
+               statuses: dict[str, NodeStatus]) -> list[dict[str, Any]]:
+    """One view per node: title, ports with their types, key params, problems, run state."""
+    where = positions(doc)
+    by_node: dict[str, list[str]] = {}
+    for p in problems:
+        if p.node is not None:
+            by_node.setdefault(p.node, []).append(_problem_text(p))
+    views = []
+    for node_id, entry in doc.nodes.items():
         spec = reg.get(entry.type)
-        colour = category_colour(spec.category) if spec else "#dddddd"
-        bad = nid in invalid
-        mark = " ⚠" if bad else ""
-        state = f"\n[{status[nid]}]" if nid in status else ""
-        title = f"{nid}: {entry.type}" + (" (has problems)" if bad else "")
-        border = INVALID_BORDER if bad else (SELECTED_BORDER if nid == selected else colour)
-        x, y = where[nid]
-        nodes.append(CanvasNode(nid, f"{nid}{mark}\n{entry.type}{state}", title, colour,
-                                border, bad, x, y))
+        x, y = where.get(node_id, (0.0, 0.0))
+        inputs = ([{"name": n, "type": i.type.name, "optional": i.optional,
+                    "connected": n in entry.inputs} for n, i in spec.inputs.items()]
+                  if spec else [])
+        outputs = [{"name": n, "type": t.name} for n, t in spec.outputs.items()] if spec else []
+        status = statuses.get(node_id)
+        views.append({
+            "id": node_id,
+            "type": entry.type,
+            "title": spec.title if spec else f"unknown type {entry.type}",
+            "colour": category_colour(spec.category) if spec else UNKNOWN_COLOUR,
+            "x": x,
+            "y": y,
+            "inputs": inputs,
+            "outputs": outputs,
+            "params": key_params(entry.params, spec),
+            "problems": by_node.get(node_id, []),
+            "status": status_view(status) if status else None,
+        })
+    return views
+
+
+def edge_views(doc: GraphDoc, reg: Registry) -> list[dict[str, str]]:
+    """One view per link whose two ends exist."""
     edges = []
-    for nid, entry in doc.nodes.items():
+    for node_id, entry in doc.nodes.items():
+        spec = reg.get(entry.type)
         for port, ref in entry.inputs.items():
             parts = split_ref(ref)
-            if parts is None or parts[0] not in doc.nodes:
+            if (parts is None or parts[0] not in doc.nodes or spec is None
+                    or port not in spec.inputs):
                 continue
-            src_spec = reg.get(doc.nodes[parts[0]].type)
-            out = src_spec.outputs.get(parts[1]) if src_spec else None
-            type_name = out.name if out is not None else "?"
-            edges.append(CanvasEdge(parts[0], nid, f"{parts[1]} → {port}\n{type_name}"))
-    return nodes, edges
+            src = reg.get(doc.nodes[parts[0]].type)
+            out = src.outputs.get(parts[1]) if src else None
+            if out is None:
+                continue
+            edges.append({"source": parts[0], "sourcePort": parts[1], "target": node_id,
+                          "targetPort": port, "type": out.name})
+    return edges
 
 
-def render(nodes: list[CanvasNode], edges: list[CanvasEdge], selected: str | None,
-           height: int = 520, width: int = 900, key: str = "canvas") -> Any:
-    """Draw with streamlit-agraph; returns the id of the node last clicked (or None)."""
-    import streamlit_agraph
-    from streamlit_agraph import Config, Edge, Node
+@dataclass
+class CanvasState:
+    """What the canvas shows besides the graph itself."""
 
-    vis_nodes = [
-        Node(id=n.id, label=n.label, title=n.title, shape="box", x=n.x, y=n.y,
-             color={"background": n.colour, "border": n.border,
-                    "highlight": {"background": n.colour, "border": SELECTED_BORDER}},
-             borderWidth=4 if (n.invalid or n.id == selected) else 1,
-             font={"face": "monospace", "size": 14, "multi": False},
-             margin=10)
-        for n in nodes
-    ]
-    vis_edges = [
-        Edge(source=e.source, target=e.target, label=e.label, color="#888888",
-             font={"size": 11, "align": "middle", "background": "#ffffff"},
-             smooth={"type": "cubicBezier", "forceDirection": "horizontal"})
-        for e in edges
-    ]
-    config = Config(height=height, width=width, directed=True, physics=False,
-                    hierarchical=False, interaction={"hover": True, "dragNodes": True})
-    del config.groups  # vis-network rejects groups: null
-    config.width = "100%"  # follow the column rather than a fixed pixel width
-    data = {"nodes": [n.to_dict() for n in vis_nodes], "edges": [e.to_dict() for e in vis_edges]}
-    # The component itself, with a key: one iframe that redraws in place as the graph
-    # changes (``agraph()`` has no key, so every change would load a new iframe).
-    return streamlit_agraph._agraph(data=json.dumps(data), config=json.dumps(config.__dict__),
-                                    key=key, default=None)
+    rev: int = 0
+    graph: int = 0
+    view_key: str = ""
+    acked: dict[str, int] = field(default_factory=dict)
+    selected: list[str] = field(default_factory=list)
+    focus: str | None = None
+    running: bool = False
+    clipboard: int = 0
+
+
+def canvas_data(doc: GraphDoc, reg: Registry, problems: list[Problem],
+                statuses: dict[str, NodeStatus], state: CanvasState) -> dict[str, Any]:
+    """Everything the canvas draws, as JSON-ready data."""
+    tables = type_tables(reg)
+    return {
+        "rev": state.rev,
+        "graph": state.graph,
+        "viewKey": state.view_key,
+        "acked": dict(state.acked),
+        "nodes": node_views(doc, reg, problems, statuses),
+        "edges": edge_views(doc, reg),
+        "accepts": tables.accepts,
+        "colours": tables.colours,
+        "catalog": tables.catalog,
+        "selected": [n for n in state.selected if n in doc.nodes],
+        "focus": state.focus if state.focus in doc.nodes else None,
+        "running": state.running,
+        "clipboard": state.clipboard,
+        "minZoom": MIN_READABLE_ZOOM,
+    }
+
+
+# the component --------------------------------------------------------------------------
+_COMPONENT: Any = None
+
+
+def _component() -> Any:
+    """The registered component (registered on first use, inside a script run)."""
+    global _COMPONENT
+    if _COMPONENT is None:
+        import streamlit as st
+
+        _COMPONENT = st.components.v2.component(
+            COMPONENT_NAME, js="canvas-*.js", css="canvas-*.css", isolate_styles=False)
+    return _COMPONENT
+
+
+def show(data: dict[str, Any], key: str, on_edit: Callable[[], None]) -> None:
+    """Draw the canvas; ``on_edit`` runs (before the next script run) when it sends edits."""
+    _component()(key=key, data=data, on_edit_change=on_edit, width="stretch", height="content")
+
+
+def sent_edit(key: str) -> Any:
+    """The edit payload the canvas with ``key`` sent for this run (None when none)."""
+    import streamlit as st
+
+    value = st.session_state.get(key)
+    getter = getattr(value, "get", None)
+    return getter("edit") if callable(getter) else None

@@ -1,8 +1,12 @@
-"""Graphs in and out of the editor: examples, uploads (JSON or graphkit PNG), autosave."""
+"""Graphs in and out of the editor: examples, uploads (JSON or graphkit PNG), saving a graph
+file in place (noticing when it changed on disk), saving into the workspace under a name,
+and each browser tab's autosave."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,23 +14,29 @@ from graphkit.errors import GraphError, problem
 from graphkit.fileio import atomic_write_text
 from graphkit.graph import GraphDoc, doc_from_raw, dumps_doc, load_doc, parse_json
 from graphkit.imaging import pixels_to_pil
+from graphkit.limits import limits
 from graphkit.pngmeta import encode_png, graph_text_from_bytes, read_graph_text, run_info
 
 MAX_UPLOAD = 16 * 1024 * 1024
-SESSION_FORMAT = "graphkit-editor-session/1"
+SESSION_FORMAT = "graphkit-editor-session/2"
+NAME_MAX = 120
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
 class Opened:
-    """A graph document and the folder its relative input paths are read from."""
+    """A graph document, the folder its relative input paths are read from, and the graph
+    file it is saved to in place (None for examples, uploads and new graphs).
+
+    ``digest`` is the SHA-256 of that file's bytes when it was last read or written: a
+    different digest on disk means someone else changed the file since.
+    """
 
     doc: GraphDoc
     base_dir: Path
     source: str
-
-
-def default_workspace() -> Path:
-    return Path.home() / ".cache" / "graphkit" / "editor"
+    file: Path | None = None
+    digest: str | None = None
 
 
 def examples_dir() -> Path:
@@ -39,8 +49,23 @@ def list_examples(folder: Path | None = None) -> list[Path]:
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 
+def digest_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_digest(path: Path) -> str | None:
+    """The SHA-256 of a file's bytes, or None when it cannot be read (gone, not a file)."""
+    try:
+        if not path.is_file():
+            return None
+        with path.open("rb") as handle:
+            return digest_of(handle.read(limits().max_graph_bytes + 1))
+    except OSError:
+        return None
+
+
 def open_path(path: Path) -> Opened:
-    """A graph file or a graphkit PNG on disk."""
+    """A graph file (edited in place) or a graphkit PNG (saved under a new name) on disk."""
     path = Path(path).resolve()
     if path.suffix.lower() == ".png":
         text = read_graph_text(path)
@@ -49,7 +74,8 @@ def open_path(path: Path) -> Opened:
         except GraphError as exc:
             exc.source = path.name
             raise
-    return Opened(load_doc(path), path.parent, path.name)
+    doc = load_doc(path, limits().max_graph_bytes)
+    return Opened(doc, path.parent, path.name, file=path, digest=read_digest(path))
 
 
 def open_upload(name: str, data: bytes, base_dir: Path) -> Opened:
@@ -79,24 +105,70 @@ def image_png(pixels: object, graph_json: str, node_id: str) -> bytes:
     return encode_png(pic, graph_json, run_info(graph_json, node=node_id))
 
 
-def save_session(path: Path, opened: Opened) -> None:
-    """Write the graph being edited, with where it came from, atomically."""
+def write_graph(path: Path, text: str) -> str:
+    """Write graph JSON text atomically; returns the digest of what was written."""
+    data = text.encode("utf-8")
+    atomic_write_text(path, text)
+    return digest_of(data)
+
+
+def workspace_file(workspace: Path, name: str) -> Path:
+    """The graph file a name typed by the user stands for: ``NAME.json`` in the workspace.
+
+    A name is one plain file name (no folders, no control characters, at most
+    ``NAME_MAX`` characters); ``.json`` is added when missing.
+    """
+    name = name.strip()
+    if not name:
+        raise GraphError([problem("name", "type a name for the graph file")])
+    if _CONTROL.search(name):
+        raise GraphError([problem("name", "the name contains a control character (such as "
+                                  "NUL or a line break)")])
+    if len(name) > NAME_MAX:
+        raise GraphError([problem("name", f"the name is {len(name)} characters; at most "
+                                  f"{NAME_MAX}")])
+    if "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
+        raise GraphError([problem("name", "give a plain file name (no folders, not starting "
+                                  "with '.'); graphs are saved in the workspace")])
+    if not name.lower().endswith(".json"):
+        name += ".json"
+    return Path(workspace) / name
+
+
+def slug(text: str) -> str:
+    """A file name stem from a graph name."""
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in text).strip("_")
+    return stem[:80] or "graph"
+
+
+def save_session(path: Path, opened: Opened, graph_text: str | None = None) -> None:
+    """Write a tab's graph, with where it came from and where it is saved, atomically.
+
+    ``graph_text`` is the document's ``dumps_doc`` text when the caller has it already.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {
+    head = {
         "format": SESSION_FORMAT,
         "base_dir": str(opened.base_dir),
         "source": opened.source,
-        "graph": json.loads(dumps_doc(opened.doc)),
+        "file": str(opened.file) if opened.file else None,
+        "digest": opened.digest,
     }
-    atomic_write_text(path, json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+    graph = (graph_text if graph_text is not None else dumps_doc(opened.doc)).rstrip("\n")
+    body = json.dumps(head, indent=2, ensure_ascii=False)[:-2]  # open, to add the graph
+    atomic_write_text(path, f'{body},\n  "graph": {graph}\n}}\n')
 
 
 def load_session(path: Path) -> Opened | None:
-    """The autosaved session, or None when there is none or it cannot be read."""
+    """A tab's autosave, or None when there is none or it cannot be read."""
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
         if body.get("format") != SESSION_FORMAT:
             return None
-        return Opened(doc_from_raw(body["graph"]), Path(body["base_dir"]), body.get("source", ""))
+        file = body.get("file")
+        digest = body.get("digest")
+        return Opened(doc_from_raw(body["graph"]), Path(body["base_dir"]),
+                      str(body.get("source", "")), Path(file) if isinstance(file, str) else None,
+                      digest if isinstance(digest, str) else None)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, GraphError):
         return None

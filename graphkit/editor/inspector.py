@@ -8,10 +8,12 @@ from typing import Any
 
 import streamlit as st
 
-from graphkit.editor import ops
+from graphkit.editor import inputs, ops
+from graphkit.editor.guard import callback
 from graphkit.editor.session import Editor
+from graphkit.editor.text import md_text
 from graphkit.editor.widgets import WidgetPlan, coerce_number, plan_widget
-from graphkit.errors import GraphError, Problem
+from graphkit.errors import Problem
 from graphkit.registry import NodeSpec, ParamSpec
 
 NOT_CONNECTED = "(not connected)"
@@ -24,17 +26,11 @@ def _key(ed: Editor, node_id: str, *parts: str) -> str:
 
 def _show_problems(problems: list[Problem]) -> None:
     for p in problems:
-        st.markdown(f":red[:material/warning: {p.message}]")
-
-
-def _safe(ed: Editor, action: Any, *args: Any) -> None:
-    try:
-        action(*args)
-    except GraphError as exc:
-        ed.fail(exc)
+        st.markdown(f":red[:material/warning: {md_text(p.message)}]")
 
 
 # params -----------------------------------------------------------------------------------
+@callback
 def _on_param(ed: Editor, node_id: str, name: str, key: str, plan: WidgetPlan) -> None:
     raw = st.session_state.get(key)
     ed.field_errors.pop((node_id, name), None)
@@ -52,6 +48,7 @@ def _on_param(ed: Editor, node_id: str, name: str, key: str, plan: WidgetPlan) -
         ops.set_param(ed.doc, node_id, name, raw)
 
 
+@callback
 def _randomize(ed: Editor, node_id: str, name: str) -> None:
     ops.set_param(ed.doc, node_id, name, random.randint(0, SEED_MAX))
     ed.touched()
@@ -113,16 +110,58 @@ def param_widget(ed: Editor, node_id: str, param: ParamSpec) -> None:
                      **common)
     error = ed.field_errors.get((node_id, param.name))
     if error:
-        st.markdown(f":red[:material/warning: {error}]")
+        st.markdown(f":red[:material/warning: {md_text(error)}]")
+    spec = ed.reg.get(entry.type)
+    if spec is not None and param.name in spec.file_params:
+        image_picker(ed, node_id, param.name)
+
+
+# input images -----------------------------------------------------------------------------
+@callback
+def _pick_image(ed: Editor, node_id: str, name: str, key: str) -> None:
+    choice = st.session_state.get(key)
+    if choice:
+        ops.set_param(ed.doc, node_id, name, choice)
+        ed.touched()
+
+
+@callback
+def _upload_image(ed: Editor, node_id: str, name: str, key: str) -> None:
+    upload = st.session_state.get(key)
+    if upload is None:
+        return
+    rel = inputs.save_upload(ed.workspace, upload.name, upload.getvalue())
+    ops.set_param(ed.doc, node_id, name, rel)
+    ed.touched()
+    ed.notify("success", f"stored {rel} in the workspace and set {node_id}.{name}")
+
+
+def image_picker(ed: Editor, node_id: str, name: str) -> None:
+    """Pick one of the workspace's input images, or upload one into the workspace."""
+    current = ed.doc.nodes[node_id].params.get(name)
+    found = inputs.list_images(ed.workspace)
+    with st.expander("Workspace images", expanded=not found):
+        if found:
+            key = _key(ed, node_id, "pick", name)
+            st.selectbox("Use a workspace image", [None, *found], key=key,
+                         index=(found.index(current) + 1) if current in found else 0,
+                         format_func=lambda p: "choose…" if p is None else p,
+                         on_change=_pick_image, args=(ed, node_id, name, key))
+        key = _key(ed, node_id, "upload", name)
+        st.file_uploader("Upload an image into the workspace", type=["png", "jpg", "jpeg",
+                                                                      "webp"],
+                         key=key, on_change=_upload_image, args=(ed, node_id, name, key))
+        st.caption(md_text(f"Stored in {inputs.inputs_dir(ed.workspace)}"))
 
 
 # inputs -----------------------------------------------------------------------------------
+@callback
 def _on_link(ed: Editor, node_id: str, port: str, key: str) -> None:
     choice = st.session_state.get(key)
     if choice in (None, NOT_CONNECTED):
         ops.disconnect(ed.doc, node_id, port)
     else:
-        _safe(ed, ops.connect, ed.doc, ed.reg, choice, node_id, port)
+        ops.connect(ed.doc, ed.reg, choice, node_id, port)
 
 
 def input_widget(ed: Editor, node_id: str, spec: NodeSpec, port: str) -> None:
@@ -147,33 +186,42 @@ def input_widget(ed: Editor, node_id: str, spec: NodeSpec, port: str) -> None:
 
 
 # node actions -----------------------------------------------------------------------------
+@callback
 def _rename(ed: Editor, node_id: str, key: str) -> None:
     new = (st.session_state.get(key) or "").strip()
-    try:
-        ops.rename_node(ed.doc, node_id, new)
-    except GraphError as exc:
-        ed.fail(exc)
-        return
+    ops.rename_node(ed.doc, node_id, new)
     ed.selected = new
+    ed.canvas_selection = [new if n == node_id else n for n in ed.canvas_selection]
     ed.touched()
 
 
+@callback
 def _duplicate(ed: Editor, node_id: str) -> None:
-    ed.selected = ops.duplicate_node(ed.doc, node_id)
+    ed.selected = ed.focus = ops.duplicate_node(ed.doc, node_id)
+    ed.canvas_selection = [ed.selected]
     ed.touched()
 
 
+@callback
 def _remove(ed: Editor, node_id: str) -> None:
     cut = ops.remove_node(ed.doc, node_id)
-    ed.selected = next(iter(ed.doc.nodes), None)
+    ed.selected = None
+    ed.canvas_selection = [n for n in ed.canvas_selection if n in ed.doc.nodes]
     if cut:
         ed.notify("info", f"removed '{node_id}'; disconnected "
                   + ", ".join(f"{n}.{p}" for n, p in cut))
     ed.touched()
 
 
+@callback
+def _run_to(ed: Editor, node_id: str) -> None:
+    ed.run_graph([node_id])
+
+
+@callback
 def _select(ed: Editor, key: str) -> None:
     ed.selected = st.session_state.get(key)
+    ed.canvas_selection = [ed.selected] if ed.selected else []
 
 
 def node_picker(ed: Editor) -> None:
@@ -182,8 +230,9 @@ def node_picker(ed: Editor) -> None:
     if not ids:
         return
     key = f"{ed.revision}:pick:{ed.selected}"
-    index = ids.index(ed.selected) if ed.selected in ids else 0
+    index = ids.index(ed.selected) if ed.selected in ids else None
     st.selectbox("Node", ids, index=index, key=key, on_change=_select, args=(ed, key),
+                 placeholder="choose a node…",
                  format_func=lambda n: f"{n}  ({ed.doc.nodes[n].type})")
 
 
@@ -192,15 +241,18 @@ def inspector(ed: Editor, problems: list[Problem]) -> None:
     node_picker(ed)
     node_id = ed.selected
     if node_id not in ed.doc.nodes:
-        st.info("Add a node from the palette, or open a graph.")
+        st.info("Select a node on the canvas, add one from the palette, or open a graph.")
         return
     entry = ed.doc.nodes[node_id]
     spec = ed.reg.get(entry.type)
     mine = [p for p in problems if p.node == node_id]
-    st.subheader(f"{node_id}")
-    st.caption(f"{entry.type}" + (f" — {spec.title}" if spec else ""))
+    st.subheader(md_text(node_id), anchor=False)
+    st.caption(md_text(f"{entry.type}" + (f" — {spec.title}" if spec else "")))
     if spec and spec.doc:
-        st.caption(spec.doc)
+        st.caption(md_text(spec.doc))
+    st.button("Run to here", key=_key(ed, node_id, "run-to"), icon=":material/play_arrow:",
+              on_click=_run_to, args=(ed, node_id), disabled=ed.run is not None
+              and ed.run.running, help="Run only what this node needs")
     _show_problems([p for p in mine if p.field is None or (spec and p.field not in spec.params
                                                                    and p.field not in spec.inputs)])
     with st.expander("Id, duplicate, remove"):

@@ -28,8 +28,8 @@ def add_edit_parser(sub: Any) -> argparse.ArgumentParser:
                       "under (a DNS name of this machine, a proxy's name); requests naming "
                       "any other host are refused, against DNS rebinding")
     edit.add_argument("--workspace", type=Path, default=None,
-                      help="folder for the autosave and run outputs "
-                           "(default ~/.cache/graphkit/editor)")
+                      help="folder for graphs saved by name, uploaded input images (inputs/) "
+                           "and run outputs (out/) (default: the current folder)")
     edit.add_argument("--models", choices=["hub", "tiny"], default=None,
                       help="'tiny' maps every default model to tiny offline test models")
     edit.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -83,20 +83,22 @@ def streamlit_command(host: str, port: int) -> list[str]:
     ]
 
 
-def prepare_workspace(workspace: Path, graph: Path | None) -> None:
-    """Create the workspace; a graph named on the command line replaces the autosave."""
-    from graphkit.editor.files import open_path, save_session
-    from graphkit.editor.session import AUTOSAVE_NAME
+def prepare_workspace(workspace: Path, graph: Path | None) -> Path | None:
+    """Create the workspace and check the graph named on the command line (a GraphError
+    says what is wrong with it); returns that graph's absolute path, which every new tab
+    opens and saves in place."""
+    from graphkit.editor.files import open_path
 
     workspace.mkdir(parents=True, exist_ok=True)
-    if graph is not None:
-        save_session(workspace / AUTOSAVE_NAME, open_path(graph))
+    if graph is None:
+        return None
+    open_path(graph)
+    return Path(graph).resolve()
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
     """Serve the editor until interrupted; GraphError from a bad GRAPH goes to the CLI."""
-    from graphkit.editor.files import default_workspace
-    from graphkit.editor.session import WORKSPACE_ENV
+    from graphkit.editor.session import FILE_ENV, WORKSPACE_ENV
 
     host = args.host
     if host not in LOCAL_HOSTS and not args.allow_remote:
@@ -107,18 +109,22 @@ def cmd_edit(args: argparse.Namespace) -> int:
         print(f"warning: serving on {host} with no authentication: anyone who can reach this "
               "port can read and write files as you", file=sys.stderr)
     port = args.port or free_port(host if host in LOCAL_HOSTS else "0.0.0.0")
-    workspace = (args.workspace or default_workspace()).expanduser().resolve()
-    prepare_workspace(workspace, args.file)
+    workspace = (args.workspace or Path.cwd()).expanduser().resolve()
+    graph = prepare_workspace(workspace, args.file)
     from graphkit.editor.serve import ALLOWED_HOSTS_ENV
 
     hosts = allowed_hosts(host, args.allow_hosts)
     env = dict(os.environ, **{WORKSPACE_ENV: str(workspace),
                               ALLOWED_HOSTS_ENV: ",".join(sorted(hosts))})
+    env.pop(FILE_ENV, None)
+    if graph is not None:
+        env[FILE_ENV] = str(graph)
     if args.models:
         env["GRAPHKIT_MODELS"] = args.models
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"
-    print(f"graphkit editor: {url}  (workspace {workspace}; Ctrl-C to stop)", flush=True)
+    print(f"graphkit editor: {url}  (workspace {workspace}, outputs in {workspace / 'out'}; "
+          "Ctrl-C to stop)", flush=True)
     if host not in LOCAL_HOSTS or args.allow_hosts:
         print(f"answering to the host names: {', '.join(sorted(hosts))}", flush=True)
     proc = subprocess.Popen(streamlit_command(host, port), env=env)

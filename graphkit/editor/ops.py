@@ -198,7 +198,7 @@ def disconnect(doc: GraphDoc, node_id: str, port: str) -> None:
 
 
 def _check_new_id(doc: GraphDoc, node_id: str) -> None:
-    if not is_node_id(node_id):
+    if not isinstance(node_id, str) or not is_node_id(node_id):
         _refuse("node_id", "node ids are letters, digits, '_' or '-', starting with a letter "
                 "or '_' (at most 64)", node_id, "id")
     if node_id in doc.nodes:
@@ -209,3 +209,134 @@ def _drop_ui_key(doc: GraphDoc, node_id: str) -> None:
     for value in doc.ui.values():
         if isinstance(value, dict):
             value.pop(node_id, None)
+
+
+# canvas edits ------------------------------------------------------------------------------
+def move_nodes(doc: GraphDoc, where: dict[str, tuple[float, float]]) -> None:
+    """Store new positions for existing nodes (``ui.positions``); unknown ids are refused."""
+    from graphkit.editor.layout import set_positions
+
+    for node_id in where:
+        _entry(doc, node_id)
+    set_positions(doc, where)
+
+
+def first_input_for(reg: Registry, type_id: str, given: PortType) -> str | None:
+    """The first input of a node type that a value of type ``given`` may feed."""
+    spec = reg.get(type_id)
+    if spec is None:
+        return None
+    return next((n for n, i in spec.inputs.items() if can_connect(given, i.type)), None)
+
+
+def first_output_for(reg: Registry, type_id: str, wanted: PortType) -> str | None:
+    """The first output of a node type that may feed an input of type ``wanted``."""
+    spec = reg.get(type_id)
+    if spec is None:
+        return None
+    return next((n for n, t in spec.outputs.items() if can_connect(t, wanted)), None)
+
+
+def add_wired(doc: GraphDoc, reg: Registry, type_id: str, at: tuple[float, float],
+              from_ref: str | None = None, to_ref: str | None = None) -> str:
+    """Add a node at ``at``, linked from the output ``from_ref`` into its first input that
+    takes it, or from its first fitting output into the input ``to_ref``; returns its id.
+
+    Nothing changes when the node cannot be linked as asked.
+    """
+    from graphkit.editor.layout import set_positions
+
+    before = copy_doc_state(doc)
+    node_id = add_node(doc, reg, type_id)
+    try:
+        if from_ref is not None:
+            given = output_type(doc, reg, from_ref)
+            port = first_input_for(reg, type_id, given) if given is not None else None
+            if port is None:
+                _refuse("type_mismatch", f"'{type_id}' has no input that takes '{from_ref}'",
+                        node_id)
+            connect(doc, reg, from_ref, node_id, port)  # type: ignore[arg-type]
+        if to_ref is not None:
+            parts = split_ref(to_ref)
+            if parts is None:
+                _refuse("missing_port", f"'{to_ref}' is not a node.port reference", node_id)
+            wanted = input_type(doc, reg, *parts)  # type: ignore[misc]
+            out = first_output_for(reg, type_id, wanted)
+            if out is None:
+                _refuse("type_mismatch", f"'{type_id}' has no output that '{to_ref}' takes",
+                        node_id)
+            connect(doc, reg, f"{node_id}.{out}", *parts)  # type: ignore[misc]
+    except GraphError:
+        restore_doc_state(doc, before)
+        raise
+    set_positions(doc, {node_id: at})
+    return node_id
+
+
+def copy_doc_state(doc: GraphDoc) -> dict[str, Any]:
+    """A deep copy of the document's content (see ``restore_doc_state``)."""
+    return copy.deepcopy(doc.model_dump())
+
+
+def restore_doc_state(doc: GraphDoc, state: dict[str, Any]) -> None:
+    """Put back what ``copy_doc_state`` copied (the same object stays in use)."""
+    back = GraphDoc.model_validate(state)
+    doc.name, doc.nodes, doc.ui = back.name, back.nodes, back.ui
+
+
+def copy_nodes(doc: GraphDoc, node_ids: list[str]) -> list[dict[str, Any]]:
+    """Clipboard entries for nodes: id, entry and position (independent of ``doc``)."""
+    from graphkit.editor.layout import positions
+
+    where = positions(doc)
+    out = []
+    for node_id in node_ids:
+        entry = _entry(doc, node_id)
+        out.append({"id": node_id, "entry": copy.deepcopy(entry.model_dump()),
+                    "pos": list(where[node_id]) if node_id in where else None})
+    return out
+
+
+def paste_nodes(doc: GraphDoc, clip: list[dict[str, Any]], at: tuple[float, float] | None,
+                keep_inputs: bool = False) -> list[str]:
+    """Add copies of clipboard entries with new ids; returns the new ids.
+
+    Links among the copies point to the copies. Links from nodes outside the copied set are
+    kept when ``keep_inputs`` (and the source still exists), else dropped. The copies keep
+    their arrangement, their top left corner at ``at`` (or 40 px right and down of where
+    the originals were).
+    """
+    from graphkit.editor.layout import set_positions
+
+    new_ids: dict[str, str] = {}
+    for item in clip:
+        new_ids[item["id"]] = unique_id_among(doc, item["id"], set(new_ids.values()))
+    known = [tuple(item["pos"]) for item in clip if item.get("pos")]
+    left = min((p[0] for p in known), default=0.0)
+    top = min((p[1] for p in known), default=0.0)
+    dx, dy = (at[0] - left, at[1] - top) if at is not None else (40.0, 40.0)
+    where: dict[str, tuple[float, float]] = {}
+    for i, item in enumerate(clip):
+        entry = NodeEntry.model_validate(copy.deepcopy(item["entry"]))
+        inputs = {}
+        for port, ref in entry.inputs.items():
+            parts = split_ref(ref)
+            if parts is not None and parts[0] in new_ids:
+                inputs[port] = f"{new_ids[parts[0]]}.{parts[1]}"
+            elif keep_inputs and parts is not None and parts[0] in doc.nodes:
+                inputs[port] = ref
+        entry.inputs = inputs
+        node_id = new_ids[item["id"]]
+        doc.nodes[node_id] = entry
+        pos = item.get("pos")
+        where[node_id] = ((pos[0] + dx, pos[1] + dy) if pos
+                          else (left + dx + 30 * i, top + dy + 30 * i))
+    set_positions(doc, where)
+    return list(new_ids.values())
+
+
+def unique_id_among(doc: GraphDoc, base: str, taken: set[str]) -> str:
+    """``unique_id`` that also avoids ``taken`` (ids handed out but not added yet)."""
+    probe = GraphDoc(nodes={**doc.nodes, **{t: NodeEntry(type="x.taken") for t in taken}})
+    return unique_id(probe, base)
+

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graphkit.api import Graph
-from graphkit.context import RunControl
-from graphkit.errors import GraphError
+from graphkit.context import RunControl, Sandbox
+from graphkit.devices import pick_device
+from graphkit.errors import GraphError, Problem
 from graphkit.events import (
     Event,
     NodeCached,
@@ -23,6 +24,8 @@ from graphkit.events import (
     RunFinished,
 )
 from graphkit.scheduler import RunResult, Scheduler
+
+NO_OUTPUT = "no_output"  # the problem code of a graph without an output node
 
 # One run at a time per process: runs share the scheduler's cache and the model manager.
 _RUN_LOCK = threading.Lock()
@@ -37,6 +40,19 @@ class NodeStatus:
     total: int = 0
     seconds: float | None = None
     message: str = ""
+
+
+def status_words(status: NodeStatus) -> str:
+    """A few words for a node's state in a run."""
+    if status.state == "running":
+        return f"running step {status.step}/{status.total}" if status.total else "running"
+    if status.state == "cancelled":
+        return f"cancelled at step {status.step}/{status.total}" if status.total else "cancelled"
+    if status.state == "done":
+        return f"ran in {status.seconds or 0:.2f} s"
+    if status.state in ("failed", "skipped"):
+        return f"{status.state}: {status.message}"
+    return status.state
 
 
 @dataclass
@@ -126,13 +142,34 @@ class RunRecord:
             return {k: NodeStatus(**vars(v)) for k, v in self.nodes.items()}
 
 
+def blocking_problems(graph: Graph, targets: list[str] | None) -> list[Problem]:
+    """What stops a run: every problem, except, for a run of chosen targets, that the graph
+    has no output node (the targets are what is wanted)."""
+    problems = graph.checked().problems
+    return [p for p in problems if not targets or p.code != NO_OUTPUT]
+
+
+def _run(record: RunRecord, graph: Graph, out_dir: Path, inputs: list[Path],
+         scheduler: Scheduler | None, targets: list[str] | None) -> RunResult:
+    if not targets:
+        return graph.run(out_dir, inputs=inputs, listeners=[record], control=record.control,
+                         scheduler=scheduler)
+    problems = blocking_problems(graph, targets)
+    if problems:
+        raise GraphError(problems)
+    from graphkit.api import default_scheduler
+
+    sandbox = Sandbox([graph.base_dir, *inputs], out_dir)
+    return (scheduler or default_scheduler()).run(
+        graph.checked(), device=pick_device(None), sandbox=sandbox, control=record.control,
+        targets=targets, listeners=[record], graph_json=graph.dumps())
+
+
 def _execute(record: RunRecord, graph: Graph, out_dir: Path, inputs: list[Path],
              scheduler: Scheduler | None, targets: list[str] | None) -> None:
     try:
         with _RUN_LOCK:
-            record.result = graph.run(out_dir, inputs=inputs, listeners=[record],
-                                      control=record.control, scheduler=scheduler,
-                                      targets=targets)
+            record.result = _run(record, graph, out_dir, inputs, scheduler, targets)
     except GraphError as exc:
         record.problems = exc.lines()
         record.error = "the graph has problems"

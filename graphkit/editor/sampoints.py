@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 
 from graphkit.editor import ops
+from graphkit.editor.guard import callback
 from graphkit.editor.previews import draw_points
 from graphkit.editor.session import Editor
 from graphkit.imaging import pixels_to_pil
@@ -63,6 +64,7 @@ def click_to_pixels(click: dict[str, Any], width: int, height: int) -> tuple[flo
     return min(max(x, 0.0), width - 1.0), min(max(y, 0.0), height - 1.0)
 
 
+@callback
 def _on_click(ed: Editor, node_id: str, key: str, width: int, height: int) -> None:
     value = st.session_state.get(key)
     if not value or "x" not in value:
@@ -82,29 +84,26 @@ def _on_mode(node_id: str, key: str) -> None:
     st.session_state[_mode_key(node_id)] = bool(st.session_state.get(key))
 
 
+@callback
 def _clear(ed: Editor, node_id: str) -> None:
     ops.set_param(ed.doc, node_id, "points", [])
     ed.touched()
 
 
+@callback
 def _undo(ed: Editor, node_id: str) -> None:
     ops.set_param(ed.doc, node_id, "points", points_of(ed, node_id)[:-1])
     ed.touched()
 
 
+@callback
 def _load_input(ed: Editor, node_id: str) -> None:
     ref = ed.doc.nodes[node_id].inputs.get("image")
     if not ref:
         ed.notify("error", f"connect an image to '{node_id}' first")
         return
-    src = ref.split(".", 1)[0]
-    problems = [p for p in ed.checked().problems if p.node in ({src} | ops.upstream(ed.doc, src))]
-    if problems:
-        ed.notify("error", "; ".join(map(str, problems)))
-        return
-    record = ed.start_run(targets=[src])
-    if record.thread is not None:
-        record.thread.join(timeout=5)
+    if ed.run_graph([ref.split(".", 1)[0]]) and ed.run is not None and ed.run.thread:
+        ed.run.thread.join(timeout=5)
 
 
 def point_picker(ed: Editor, node_id: str) -> None:

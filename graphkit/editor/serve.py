@@ -99,8 +99,8 @@ def warm_up() -> None:
     from graphkit.registry import registry
 
     registry()
-    # Component modules (streamlit_agraph...) are left to the first run: they register
-    # their frontends with the running server.
+    # Components (the canvas...) are left to the first run: they register their frontends
+    # with the running server.
     import graphkit.editor.inspector  # noqa: F401
     import graphkit.editor.panels  # noqa: F401
     import graphkit.editor.runview  # noqa: F401
