@@ -157,3 +157,30 @@ def test_ray_missing_is_bad_input_before_the_folder_is_touched(
     code, err = _run(tmp_path, capsys, "--sweep", "gen.seed=1,2", "--on", "ray")
     assert code == 2 and "--on ray needs Ray: pip install 'graphkit[ray]'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_spec_files_can_be_held_inside_one_folder(tmp_path: Path) -> None:
+    """With ``file_root`` (the editor's workspace), @FILE names a file inside that folder,
+    relative to it, and nothing outside it: not by '..', an absolute path or a link."""
+    graph = graphkit.load(GRAPH)
+    ws = tmp_path / "ws"
+    (ws / "lists").mkdir(parents=True)
+    (ws / "lists" / "prompts.txt").write_text("a red fox\na blue bird\n")
+    (tmp_path / "secret.txt").write_text("outside\n")
+    (ws / "link.txt").symlink_to(tmp_path / "secret.txt")
+    (ws / "lists" / "up").symlink_to(tmp_path)
+    sweep = build_sweep(graph, {"prompt.text": "@lists/prompts.txt"}, file_root=ws)
+    assert sweep.axes[0].values == ("a red fox", "a blue bird")
+    outside = [f"@{tmp_path / 'secret.txt'}", "@../secret.txt", "@link.txt",
+               "@lists/up/secret.txt", "@lists/../../secret.txt"]
+    for spec in outside:
+        with pytest.raises(graphkit.GraphError) as caught:
+            build_sweep(graph, {"prompt.text": spec}, file_root=ws)
+        line = str(caught.value)
+        assert line == (f"node 'prompt' 'text': {spec} is not inside {ws.resolve()}; only "
+                        "files in that folder can be read"), line
+    with pytest.raises(graphkit.GraphError, match="cannot read @nothing.txt: No such file"):
+        build_sweep(graph, {"prompt.text": "@nothing.txt"}, file_root=ws)
+    # without a root, a path is as typed on the command line (the CLI, the API)
+    assert build_sweep(graph, {"prompt.text": f"@{tmp_path / 'secret.txt'}"}).axes[0].values \
+        == ("outside",)
