@@ -184,3 +184,24 @@ def test_spec_files_can_be_held_inside_one_folder(tmp_path: Path) -> None:
     # without a root, a path is as typed on the command line (the CLI, the API)
     assert build_sweep(graph, {"prompt.text": f"@{tmp_path / 'secret.txt'}"}).axes[0].values \
         == ("outside",)
+
+
+def test_too_many_values_are_refused_before_each_is_parsed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SPEC from a browser or a file may hold millions of values: counted first."""
+    import graphkit.sweep.spec as spec_module
+
+    parsed: list[str] = []
+    real = spec_module.parse_value
+    monkeypatch.setattr(spec_module, "parse_value",
+                        lambda raw, *a, **k: parsed.append(raw) or real(raw, *a, **k))
+    lim = Limits(max_sweep_variations=5)
+    (tmp_path / "six.txt").write_text("a\nb\nc\nd\ne\nf\n")
+    with pytest.raises(graphkit.GraphError, match=r"^node 'p' 'text': the comma list has 6 "
+                       r"values; the limit is 5 \(GRAPHKIT_LIMIT_MAX_SWEEP_VARIATIONS\)$"):
+        spec_values("a,b,c,d,e,f", SCHEMA_TEXT, lim, "p", "text")
+    with pytest.raises(graphkit.GraphError, match=r"^node 'p' 'text': @six.txt has 6 values; "
+                       r"the limit is 5 \(GRAPHKIT_LIMIT_MAX_SWEEP_VARIATIONS\)$"):
+        spec_values("@six.txt", SCHEMA_TEXT, lim, "p", "text", tmp_path)
+    assert parsed == []
+    assert spec_values("a,b,c,d,e", SCHEMA_TEXT, lim) == ["a", "b", "c", "d", "e"]

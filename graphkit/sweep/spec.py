@@ -172,6 +172,7 @@ def spec_values(raw: str, schema: dict[str, Any] | None, lim: Limits,
         raise _fail("the sweep has no values (empty SPEC)", node_id, name)
     if raw.startswith("@"):
         lines = read_spec_file(raw[1:], lim, node_id, name, file_root)
+        _check_count(lines, f"{raw} has", lim, node_id, name)
         return [parse_value(line, schema) for line in lines]
     match = _RANGE.match(raw)
     if match:
@@ -185,11 +186,20 @@ def spec_values(raw: str, schema: dict[str, Any] | None, lim: Limits,
                         node_id, name)
         return list(range(start, stop + 1))
     pieces = split_list(raw, node_id, name)
+    _check_count(pieces, "the comma list has", lim, node_id, name)
     for position, piece in enumerate(pieces, 1):
         if not piece:
             raise _fail(f"value {position} of the comma list is empty (write \"\" for an "
                         "empty text)", node_id, name)
     return [parse_value(piece, schema) for piece in pieces]
+
+
+def _check_count(values: list[str], what: str, lim: Limits, node_id: str | None,
+                 name: str | None) -> None:
+    """Refuse more values than a sweep may have before each is parsed and checked."""
+    if len(values) > lim.max_sweep_variations:
+        raise _fail(f"{what} {len(values)} values; the limit is {lim.max_sweep_variations} "
+                    "(GRAPHKIT_LIMIT_MAX_SWEEP_VARIATIONS)", node_id, name)
 
 
 def split_list(raw: str, node_id: str | None = None, name: str | None = None) -> list[str]:
