@@ -205,3 +205,13 @@ def test_too_many_values_are_refused_before_each_is_parsed(
         spec_values("@six.txt", SCHEMA_TEXT, lim, "p", "text", tmp_path)
     assert parsed == []
     assert spec_values("a,b,c,d,e", SCHEMA_TEXT, lim) == ["a", "b", "c", "d", "e"]
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "\ud800.txt"])
+def test_an_unusable_file_name_is_one_line(name: str, tmp_path: Path) -> None:
+    """A NUL byte or a lone surrogate (from a browser or an API caller) in @FILE."""
+    for root in (None, tmp_path):
+        with pytest.raises(graphkit.GraphError) as caught:
+            spec_values(f"@{name}", SCHEMA_TEXT, Limits(), "p", "text", root)
+        assert str(caught.value).startswith("node 'p' 'text': cannot read @"), caught.value
+        assert str(caught.value).endswith(": not a usable file name"), caught.value

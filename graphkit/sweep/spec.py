@@ -248,6 +248,8 @@ def read_spec_file(name: str, lim: Limits, node_id: str | None = None,
         fd = os.open(path, flags)
     except OSError as exc:
         raise _fail(f"cannot read @{name}: {exc.strerror or exc}", node_id, param) from None
+    except (ValueError, UnicodeError):  # a NUL byte, a lone surrogate
+        raise _unusable(name, node_id, param) from None
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
@@ -274,11 +276,18 @@ def read_spec_file(name: str, lim: Limits, node_id: str | None = None,
 def _inside(root: Path, name: str, node_id: str | None, param: str | None) -> Path:
     """``name`` relative to ``root``, links resolved; refused unless it stays inside."""
     base = Path(root).resolve()
-    path = (base / name).resolve()
+    try:
+        path = (base / name).resolve()
+    except (ValueError, UnicodeError):
+        raise _unusable(name, node_id, param) from None
     if not path.is_relative_to(base):
         raise _fail(f"@{name} is not inside {base}; only files in that folder can be read",
                     node_id, param)
     return path
+
+
+def _unusable(name: str, node_id: str | None, param: str | None) -> GraphError:
+    return _fail(f"cannot read @{name}: not a usable file name", node_id, param)
 
 
 def _check_values(graph: Graph, node_id: str, name: str, values: list[Any],
