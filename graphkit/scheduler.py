@@ -222,6 +222,10 @@ class _Run:
     result: RunResult
     emit: Listener
     broken: set[str] = field(default_factory=set)
+    planned: frozenset[str] = frozenset()  # the plan's order as a set, for membership
+
+    def __post_init__(self) -> None:
+        self.planned = frozenset(self.plan.order)
 
 
 class Scheduler:
@@ -308,7 +312,7 @@ class Scheduler:
         owners: dict[str, _Run] = {}
         sharers: list[tuple[_Run, _Run]] = []
         for run in runs:
-            if nid not in run.plan.keys or nid not in run.plan.order:
+            if nid not in run.planned:
                 continue
             node = run.item.checked.nodes[nid]
             if self._skip_or_hit(node, run):

@@ -395,3 +395,15 @@ def test_uploaded_images_are_checked_named_and_kept(tmp_path: Path) -> None:
         with pytest.raises(GraphError, match=words):
             inputs.save_upload(tmp_path, "bad.png", data)
     assert not (tmp_path / "inputs" / "bad.png").exists()
+
+
+def test_a_missing_input_file_is_a_problem_before_any_run(ed: Editor, ws: Path) -> None:
+    assert ed.problems() == []
+    ops.set_param(ed.doc, "texture", "path", "inputs/none.png")
+    problems = ed.problems()
+    assert [(p.node, p.field) for p in problems] == [("texture", "path")]
+    assert "not found" in problems[0].message
+    assert ed.run_graph(["blend"]) is False  # run to here: refused too
+    assert any("texture" in text for _level, text in ed.notices)
+    assert ed.run is None
+    assert ed.run_graph(["grow"]) is True  # needs no texture

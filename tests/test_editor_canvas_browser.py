@@ -289,10 +289,19 @@ def test_copy_paste_menu_and_run_states_on_nodes(new_tab: Any, editor: Editor) -
     path.press("Enter")
     editor.wait(page, lambda g: g["nodes"]["texture"]["params"]["path"] == "inputs/none.png",
                 "the broken path")
+    # a missing input file is a problem before any run, on the node itself
+    expect(node(page, "texture")).to_have_class(re.compile("gk-invalid"))
+    expect(node(page, "texture").locator(".gk-problem")).to_contain_text("not found")
+    path.fill("masks.json")  # a file that is there, but no image: fails when it runs
+    path.press("Enter")
+    editor.wait(page, lambda g: g["nodes"]["texture"]["params"]["path"] == "masks.json",
+                "a path to a file that is no image")
+    expect(node(page, "texture")).not_to_have_class(re.compile("gk-invalid"))
     canvas_top = page.locator("[data-canvas]").bounding_box()["y"]
     page.get_by_role("button", name="Run", exact=True).click()
     expect(node(page, "texture")).to_have_attribute("data-state", "failed", timeout=60_000)
-    expect(node(page, "texture").locator(".gk-status-text")).to_contain_text("not found")
+    expect(node(page, "texture").locator(".gk-status-text")).to_contain_text(
+        "not a readable image")
     for skipped in ("fit", "blend", "save"):
         expect(node(page, skipped)).to_have_attribute("data-state", "skipped")
     for cached in ("photo", "region", "grow", "soft"):
@@ -340,7 +349,9 @@ def test_a_50_node_chain_is_readable_and_file_text_is_text(new_tab: Any, editor:
 
     assert not any("beacon" in url for url in fetched), fetched
     expect(page.get_by_role("heading", name=f"![]({beacon}) my_chain")).to_be_visible()
-    page.get_by_role("button", name="Run", exact=True).click()
-    expect(node(page, "n0")).to_have_attribute("data-state", "failed", timeout=60_000)
-    expect(page.get_by_text(re.compile(r"in_put\.png")).first).to_be_visible()
+    expect(node(page, "n0")).to_have_class(re.compile("gk-invalid"))  # its file is missing
+    expect(node(page, "n0").locator(".gk-problem")).to_contain_text("in_put.png")
+    page.get_by_role("button", name="Run", exact=True).click()  # refused, saying why
+    expect(page.get_by_text(re.compile(r"cannot run yet.*in_put\.png")).first).to_be_visible()
+    expect(node(page, "n0")).to_have_attribute("data-state", "none")
     assert not any("beacon" in url for url in fetched), fetched

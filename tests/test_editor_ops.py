@@ -319,3 +319,16 @@ def test_tiny_sdxl_edit_reruns_only_generation(tmp_path: Path,
     ops.set_param(d, "gen", "seed", 5)
     second = start_run(graph, tmp_path / "out", scheduler=sched, background=False)
     assert second.ok and second.executed == ["gen", "save"] and second.cached == ["prompt"]
+
+
+def test_added_duplicated_and_pasted_saves_write_their_own_files(doc: GraphDoc) -> None:
+    first = ops.add_node(doc, REG, "image.save")
+    second = ops.add_node(doc, REG, "image.save")
+    copy_id = ops.duplicate_node(doc, "save", reg=REG)
+    pasted = ops.paste_nodes(doc, ops.copy_nodes(doc, [copy_id, first]), None, reg=REG)
+    names = [doc.nodes[n].params.get("name", "image") for n in
+             ("save", first, second, copy_id, *pasted)]
+    assert len({n.casefold() for n in names}) == len(names), names
+    assert doc.nodes[second].params["name"] == "image_2"
+    problems = Graph(doc, GRAPHS).validate()
+    assert not [p for p in problems if p.code == "duplicate_output"], problems

@@ -267,6 +267,18 @@ def test_no_run_while_a_sweep_runs_and_no_sweep_while_a_run_runs(
     assert ed.run.ok
 
 
+def test_a_sweep_needing_a_missing_input_image_is_refused_before_it_starts(
+        workspace: Path) -> None:
+    (workspace / "inputs" / "texture.png").unlink()
+    graph = graphkit.load(workspace / "masks.json")
+    with pytest.raises(GraphError, match="the graph cannot run yet: .*texture.*path"):
+        sweeps.start_sweep("missingtab01", graph, Target("grow", "pixels", "slider"), "1,2",
+                           None, workspace / "out", workspace, [workspace])
+    assert jobs.sweep_of("missingtab01") is None
+    assert not (workspace / "out" / sweeps.SWEEPS_DIR).exists() or not any(
+        (workspace / "out" / sweeps.SWEEPS_DIR).iterdir())
+
+
 # the tab in the app ---------------------------------------------------------------------------
 def sweep_widgets(at):  # noqa: ANN001, ANN201 - AppTest
     node = next(s for s in at.selectbox if s.key and s.key.startswith("sweep-node:"))

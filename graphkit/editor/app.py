@@ -89,7 +89,7 @@ def _on_canvas_edit(ed: Editor) -> None:
 def canvas_panel(ed: Editor) -> None:
     """The canvas. While a run goes, the run bar's polling redraws the page when a node's
     state or step changes (see ``runview.redraw_on_progress``)."""
-    problems = ed.checked().problems
+    problems = ed.problems()
     state = canvas.CanvasState(
         rev=ed.doc_rev, graph=ed.opened_count, view_key=ed.view_key, acked=ed.acked,
         selected=ed.canvas_selection or ([ed.selected] if ed.selected else []),
@@ -110,7 +110,7 @@ def page(ed: Editor) -> None:
         panels.palette(ed)
     header(ed)
     runview.run_bar(ed)
-    problems = ed.checked().problems
+    problems = ed.problems()
     # Nothing above the canvas comes and goes: messages and questions go beside it, so the
     # canvas never shifts under the mouse (nor is it mounted again).
     left, right = st.columns([7, 3], gap="small")

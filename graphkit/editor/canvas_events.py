@@ -199,11 +199,12 @@ def apply(ed: Editor, edit: Edit) -> None:
         ed.clipboard = ops.copy_nodes(doc, a["nodes"])
     elif edit.op == "paste":
         if ed.clipboard:
-            _select(ed, ops.paste_nodes(doc, ed.clipboard, (a["x"], a["y"]), a["keep_inputs"]),
+            _select(ed, ops.paste_nodes(doc, ed.clipboard, (a["x"], a["y"]), a["keep_inputs"],
+                                        reg),
                     focus=True)
     elif edit.op == "duplicate":
         clip = ops.copy_nodes(doc, a["nodes"])
-        _select(ed, ops.paste_nodes(doc, clip, None, keep_inputs=True), focus=True)
+        _select(ed, ops.paste_nodes(doc, clip, None, keep_inputs=True, reg=reg), focus=True)
     elif edit.op == "select":
         _select(ed, [n for n in a["nodes"] if n in doc.nodes], touch=False)
     elif edit.op == "undo":

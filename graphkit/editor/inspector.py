@@ -197,7 +197,7 @@ def _rename(ed: Editor, node_id: str, key: str) -> None:
 
 @callback
 def _duplicate(ed: Editor, node_id: str) -> None:
-    ed.selected = ed.focus = ops.duplicate_node(ed.doc, node_id)
+    ed.selected = ed.focus = ops.duplicate_node(ed.doc, node_id, reg=ed.reg)
     ed.canvas_selection = [ed.selected]
     ed.touched()
 

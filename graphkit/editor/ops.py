@@ -53,7 +53,40 @@ def add_node(doc: GraphDoc, reg: Registry, type_id: str, node_id: str | None = N
     node_id = node_id or unique_id(doc, type_id)
     _check_new_id(doc, node_id)
     doc.nodes[node_id] = NodeEntry(type=type_id, params=dict(params or {}))
+    own_output_names(doc, reg, [node_id])
     return node_id
+
+
+def own_output_names(doc: GraphDoc, reg: Registry, node_ids: list[str]) -> None:
+    """Give each of ``node_ids`` output file names no other node writes (``name`` ->
+    ``name_2``...), so an added, duplicated or pasted save node never overwrites another."""
+    def taken_by_others(node_id: str) -> set[str]:
+        names = set()
+        for other_id, entry in doc.nodes.items():
+            spec = reg.get(entry.type)
+            if other_id == node_id or spec is None:
+                continue
+            for name in spec.output_params:
+                value = entry.params.get(name, spec.params[name].default)
+                if isinstance(value, str):
+                    names.add(value.casefold())
+        return names
+
+    for node_id in node_ids:
+        entry = doc.nodes[node_id]
+        spec = reg.get(entry.type)
+        for name in spec.output_params if spec is not None else ():
+            value = entry.params.get(name, spec.params[name].default)  # type: ignore[union-attr]
+            taken = taken_by_others(node_id)
+            if not isinstance(value, str) or value.casefold() not in taken:
+                continue
+            stem, n = value, 2
+            match = re.fullmatch(r"(.*?)_([0-9]+)", value, re.ASCII)
+            if match:
+                stem, n = match.group(1), int(match.group(2)) + 1
+            while f"{stem}_{n}".casefold() in taken:
+                n += 1
+            entry.params[name] = f"{stem}_{n}"
 
 
 def remove_node(doc: GraphDoc, node_id: str) -> list[tuple[str, str]]:
@@ -71,8 +104,10 @@ def remove_node(doc: GraphDoc, node_id: str) -> list[tuple[str, str]]:
     return cut
 
 
-def duplicate_node(doc: GraphDoc, node_id: str, new_id: str | None = None) -> str:
-    """A copy of a node (type, params and input links; nothing reads from it yet)."""
+def duplicate_node(doc: GraphDoc, node_id: str, new_id: str | None = None,
+                   reg: Registry | None = None) -> str:
+    """A copy of a node (type, params and input links; nothing reads from it yet); with
+    ``reg``, output file names are made its own (see ``own_output_names``)."""
     entry = _entry(doc, node_id)
     new_id = new_id or unique_id(doc, node_id)
     _check_new_id(doc, new_id)
@@ -81,6 +116,8 @@ def duplicate_node(doc: GraphDoc, node_id: str, new_id: str | None = None) -> st
     if isinstance(positions, dict) and isinstance(positions.get(node_id), list):
         x, y, *_ = positions[node_id] + [0, 0]  # type: ignore[operator]
         positions[new_id] = [x + 40, y + 80]  # type: ignore[operator]
+    if reg is not None:
+        own_output_names(doc, reg, [new_id])
     return new_id
 
 
@@ -298,13 +335,13 @@ def copy_nodes(doc: GraphDoc, node_ids: list[str]) -> list[dict[str, Any]]:
 
 
 def paste_nodes(doc: GraphDoc, clip: list[dict[str, Any]], at: tuple[float, float] | None,
-                keep_inputs: bool = False) -> list[str]:
+                keep_inputs: bool = False, reg: Registry | None = None) -> list[str]:
     """Add copies of clipboard entries with new ids; returns the new ids.
 
     Links among the copies point to the copies. Links from nodes outside the copied set are
     kept when ``keep_inputs`` (and the source still exists), else dropped. The copies keep
     their arrangement, their top left corner at ``at`` (or 40 px right and down of where
-    the originals were).
+    the originals were). With ``reg``, output file names are made the copies' own.
     """
     from graphkit.editor.layout import set_positions
 
@@ -332,6 +369,8 @@ def paste_nodes(doc: GraphDoc, clip: list[dict[str, Any]], at: tuple[float, floa
         where[node_id] = ((pos[0] + dx, pos[1] + dy) if pos
                           else (left + dx + 30 * i, top + dy + 30 * i))
     set_positions(doc, where)
+    if reg is not None:
+        own_output_names(doc, reg, list(new_ids.values()))
     return list(new_ids.values())
 
 

@@ -23,6 +23,7 @@ from graphkit.events import (
     NodeStarted,
     RunFinished,
 )
+from graphkit.inputs import input_problems
 from graphkit.scheduler import RunResult, Scheduler
 
 NO_OUTPUT = "no_output"  # the problem code of a graph without an output node
@@ -142,10 +143,14 @@ class RunRecord:
             return {k: NodeStatus(**vars(v)) for k, v in self.nodes.items()}
 
 
-def blocking_problems(graph: Graph, targets: list[str] | None) -> list[Problem]:
-    """What stops a run: every problem, except, for a run of chosen targets, that the graph
+def blocking_problems(graph: Graph, targets: list[str] | None,
+                      inputs: Iterable[Path] = ()) -> list[Problem]:
+    """What stops a run: every problem (input files the run needs, looked for in the graph's
+    folder and ``inputs``, included), except, for a run of chosen targets, that the graph
     has no output node (the targets are what is wanted)."""
-    problems = graph.checked().problems
+    checked = graph.checked()
+    problems = [*checked.problems,
+                *input_problems(checked, Sandbox([graph.base_dir, *inputs], None), targets)]
     return [p for p in problems if not targets or p.code != NO_OUTPUT]
 
 
@@ -154,7 +159,7 @@ def _run(record: RunRecord, graph: Graph, out_dir: Path, inputs: list[Path],
     if not targets:
         return graph.run(out_dir, inputs=inputs, listeners=[record], control=record.control,
                          scheduler=scheduler)
-    problems = blocking_problems(graph, targets)
+    problems = blocking_problems(graph, targets, inputs)
     if problems:
         raise GraphError(problems)
     from graphkit.api import default_scheduler

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from graphkit.api import Graph
+from graphkit.context import Sandbox
 from graphkit.editor import jobs, layout, ops
 from graphkit.editor.files import (
     Opened,
@@ -32,8 +33,9 @@ from graphkit.editor.files import (
 )
 from graphkit.editor.history import History
 from graphkit.editor.runner import RunRecord, blocking_problems, start_run
-from graphkit.errors import GraphError, problem
+from graphkit.errors import GraphError, Problem, problem
 from graphkit.graph import GraphDoc, copy_doc, doc_from_raw, dumps_doc
+from graphkit.inputs import input_problems
 from graphkit.registry import Registry, registry
 from graphkit.validate import Checked
 
@@ -162,6 +164,12 @@ class Editor:
         if self._checked is None or self._checked[0] != key:
             self._checked = (key, self.graph().checked())
         return self._checked[1]
+
+    def problems(self) -> list[Problem]:
+        """Every problem a run would refuse: the document's, and input files that cannot be
+        read from the folders runs read from (looked up again each time: files come and go)."""
+        checked = self.checked()
+        return [*checked.problems, *input_problems(checked, Sandbox(self.input_dirs(), None))]
 
     def commit(self) -> bool:
         """Record the document's current state as one undo step when it changed."""
@@ -361,7 +369,7 @@ class Editor:
             self.notify("info", reason)
             return False
         graph = self.part_for(targets) if targets else self.graph()
-        problems = blocking_problems(graph, targets)
+        problems = blocking_problems(graph, targets, self.input_dirs())
         if problems:
             more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
             self.notify("error", "the graph cannot run yet: "

@@ -25,6 +25,7 @@ from graphkit.api import Graph
 from graphkit.editor import jobs
 from graphkit.editor.files import slug
 from graphkit.editor.guard import one_line
+from graphkit.editor.runner import blocking_problems
 from graphkit.editor.widgets import plan_widget
 from graphkit.errors import GraphError, problem
 from graphkit.fileio import open_regular
@@ -227,7 +228,8 @@ def start_sweep(tab: str, graph: Graph, target: Target, text: str, batch: int | 
     if reason:
         raise GraphError([problem("busy", reason)])
     graph = graph.copy()
-    problems = graph.checked().problems
+    inputs = list(inputs)
+    problems = blocking_problems(graph, None, inputs)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise GraphError([problem("sweep", f"the graph cannot run yet: {problems[0]}{more}")])

@@ -137,7 +137,7 @@ def sweep_form(ed: Editor) -> None:
             help="Variations per diffusion call when only seeds or prompts differ (auto: "
                  f"{DEFAULT_BATCH['cpu']} on the CPU, {DEFAULT_BATCH['cuda']} on CUDA)")
     shown = preview(ed, target, text or "")
-    problems = ed.checked().problems
+    problems = ed.problems()
     if shown.error:
         st.markdown(f":red[:material/error: {md_text(shown.error)}]")
     elif shown.sweep is not None:
