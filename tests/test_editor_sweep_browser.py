@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from editor_server import CHROMIUM, READY, editor_server, fit_view, launch_chromium, node, open_page
+from editor_server import CHROMIUM, READY, editor_server, fit_view, node, open_page
 from tiny_fixture import shared_tiny_root
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not "
@@ -34,19 +34,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 
 @pytest.fixture
-def page(served: tuple[str, Path], tmp_path: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        context, page = open_page(browser, served[0])
-        try:
-            yield page
-            page.screenshot(path=str(tmp_path / "sweep.png"), full_page=True)
-            print(f"screenshot {tmp_path / 'sweep.png'}")
-        finally:
-            context.close()
-            browser.close()
+def page(browser: Any, served: tuple[str, Path], tmp_path: Path) -> Iterator[Any]:
+    context, page = open_page(browser, served[0])
+    try:
+        yield page
+        page.screenshot(path=str(tmp_path / "sweep.png"), full_page=True)
+        print(f"screenshot {tmp_path / 'sweep.png'}")
+    finally:
+        context.close()
 
 
 def test_a_seed_sweep_from_the_sweep_tab(page: Any, served: tuple[str, Path]) -> None:
