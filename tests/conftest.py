@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
 import torch
+from editor_server import launch_chromium
 from tiny_fixture import tiny_manager  # noqa: F401 - a fixture for every module
 
 from graphkit.api import Graph
@@ -30,6 +32,19 @@ def scheduler() -> Scheduler:
 @pytest.fixture
 def graphs_dir() -> Path:
     return GRAPHS
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless chromium, driven by playwright, shared by a module's tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = launch_chromium(pw)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 # --- toy node types for engine tests -------------------------------------------------------

@@ -19,7 +19,6 @@ from editor_server import (
     autosaved,
     editor_server,
     fit_view,
-    launch_chromium,
     link,
     node,
     open_page,
@@ -55,18 +54,6 @@ def editor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Editor]:
     wide.save(ws / "inputs" / "wide.png")
     with editor_server(ws, None, shared_tiny_root(tmp_path_factory)) as url:
         yield Editor(url, ws)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from editor_server import (
     drag,
     editor_server,
     fit_view,
-    launch_chromium,
     link,
     node,
     open_page,
@@ -66,18 +65,6 @@ def editor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Editor]:
     shutil.copytree(GRAPHS / "inputs", ws / "inputs")
     with editor_server(ws, ws / "masks.json", shared_tiny_root(tmp_path_factory)) as url:
         yield Editor(url, ws)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

@@ -359,3 +359,13 @@ def test_a_sweep_keeps_the_process_cache_within_its_budgets(tmp_path: Path,
     cache = api.default_scheduler().cache
     assert cache.stats.drops > 0
     assert cache.device_bytes <= budget and cache.host_bytes <= budget
+
+
+def test_batch_help_states_the_defaults_used(capsys: pytest.CaptureFixture[str]) -> None:
+    from graphkit.sweep.local import DEFAULT_BATCH
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert (f"default: {DEFAULT_BATCH['cuda']} on CUDA, {DEFAULT_BATCH['mps']} on MPS, "
+            f"{DEFAULT_BATCH['cpu']} on the CPU") in text

@@ -157,3 +157,61 @@ def test_ray_missing_is_bad_input_before_the_folder_is_touched(
     code, err = _run(tmp_path, capsys, "--sweep", "gen.seed=1,2", "--on", "ray")
     assert code == 2 and "--on ray needs Ray: pip install 'graphkit[ray]'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_spec_files_can_be_held_inside_one_folder(tmp_path: Path) -> None:
+    """With ``file_root`` (the editor's workspace), @FILE names a file inside that folder,
+    relative to it, and nothing outside it: not by '..', an absolute path or a link."""
+    graph = graphkit.load(GRAPH)
+    ws = tmp_path / "ws"
+    (ws / "lists").mkdir(parents=True)
+    (ws / "lists" / "prompts.txt").write_text("a red fox\na blue bird\n")
+    (tmp_path / "secret.txt").write_text("outside\n")
+    (ws / "link.txt").symlink_to(tmp_path / "secret.txt")
+    (ws / "lists" / "up").symlink_to(tmp_path)
+    sweep = build_sweep(graph, {"prompt.text": "@lists/prompts.txt"}, file_root=ws)
+    assert sweep.axes[0].values == ("a red fox", "a blue bird")
+    outside = [f"@{tmp_path / 'secret.txt'}", "@../secret.txt", "@link.txt",
+               "@lists/up/secret.txt", "@lists/../../secret.txt"]
+    for spec in outside:
+        with pytest.raises(graphkit.GraphError) as caught:
+            build_sweep(graph, {"prompt.text": spec}, file_root=ws)
+        line = str(caught.value)
+        assert line == (f"node 'prompt' 'text': {spec} is not inside {ws.resolve()}; only "
+                        "files in that folder can be read"), line
+    with pytest.raises(graphkit.GraphError, match="cannot read @nothing.txt: No such file"):
+        build_sweep(graph, {"prompt.text": "@nothing.txt"}, file_root=ws)
+    # without a root, a path is as typed on the command line (the CLI, the API)
+    assert build_sweep(graph, {"prompt.text": f"@{tmp_path / 'secret.txt'}"}).axes[0].values \
+        == ("outside",)
+
+
+def test_too_many_values_are_refused_before_each_is_parsed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SPEC from a browser or a file may hold millions of values: counted first."""
+    import graphkit.sweep.spec as spec_module
+
+    parsed: list[str] = []
+    real = spec_module.parse_value
+    monkeypatch.setattr(spec_module, "parse_value",
+                        lambda raw, *a, **k: parsed.append(raw) or real(raw, *a, **k))
+    lim = Limits(max_sweep_variations=5)
+    (tmp_path / "six.txt").write_text("a\nb\nc\nd\ne\nf\n")
+    with pytest.raises(graphkit.GraphError, match=r"^node 'p' 'text': the comma list has 6 "
+                       r"values; the limit is 5 \(GRAPHKIT_LIMIT_MAX_SWEEP_VARIATIONS\)$"):
+        spec_values("a,b,c,d,e,f", SCHEMA_TEXT, lim, "p", "text")
+    with pytest.raises(graphkit.GraphError, match=r"^node 'p' 'text': @six.txt has 6 values; "
+                       r"the limit is 5 \(GRAPHKIT_LIMIT_MAX_SWEEP_VARIATIONS\)$"):
+        spec_values("@six.txt", SCHEMA_TEXT, lim, "p", "text", tmp_path)
+    assert parsed == []
+    assert spec_values("a,b,c,d,e", SCHEMA_TEXT, lim) == ["a", "b", "c", "d", "e"]
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "\ud800.txt"])
+def test_an_unusable_file_name_is_one_line(name: str, tmp_path: Path) -> None:
+    """A NUL byte or a lone surrogate (from a browser or an API caller) in @FILE."""
+    for root in (None, tmp_path):
+        with pytest.raises(graphkit.GraphError) as caught:
+            spec_values(f"@{name}", SCHEMA_TEXT, Limits(), "p", "text", root)
+        assert str(caught.value).startswith("node 'p' 'text': cannot read @"), caught.value
+        assert str(caught.value).endswith(": not a usable file name"), caught.value

@@ -12,19 +12,21 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from graphkit.editor import canvas, canvas_events, panels, runview, sampoints
+from graphkit.editor import canvas, canvas_events, jobs, panels, runview, sampoints, sweepview
 from graphkit.editor.guard import callback, one_line
 from graphkit.editor.inspector import inspector
 from graphkit.editor.session import Editor
 from graphkit.editor.text import md_text
 
 CANVAS_KEY = "canvas"
+FIRST_PANEL_KEY = "first-panel"
 
 # Panels below the canvas, one tab each, in this order: (title, function drawing it for the
 # tab's Editor). A new panel (a parameter sweep, say) is one more entry.
 PANELS: list[tuple[str, Callable[[Editor], None]]] = [
     ("Run", runview.run_panel),
     ("Files written", runview.written_files),
+    (sweepview.TITLE, sweepview.sweep_panel),
 ]
 SIDEBAR_WIDTH = 240
 PAGE_STYLE = """<style>
@@ -126,7 +128,11 @@ def page(ed: Editor) -> None:
             if sampoints.wants_points(ed, ed.selected):
                 sampoints.point_picker(ed, ed.selected)
             runview.node_outputs(ed, ed.selected)
-    for (_title, draw), tab in zip(PANELS, st.tabs([t for t, _ in PANELS]), strict=True):
+    # A reloaded page whose tab has a sweep opens on the Sweep tab (decided once per page).
+    first = st.session_state.setdefault(
+        FIRST_PANEL_KEY, sweepview.TITLE if jobs.sweep_of(ed.tab) is not None else None)
+    tabs = st.tabs([t for t, _ in PANELS], default=first)
+    for (_title, draw), tab in zip(PANELS, tabs, strict=True):
         with tab:
             draw(ed)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from graphkit.editor import inputs, ops
+from graphkit.editor import inputs, jobs, ops
 from graphkit.editor.guard import callback
 from graphkit.editor.session import Editor
 from graphkit.editor.text import md_text
@@ -252,7 +252,7 @@ def inspector(ed: Editor, problems: list[Problem]) -> None:
         st.caption(md_text(spec.doc))
     st.button("Run to here", key=_key(ed, node_id, "run-to"), icon=":material/play_arrow:",
               on_click=_run_to, args=(ed, node_id), disabled=ed.run is not None
-              and ed.run.running, help="Run only what this node needs")
+              and ed.run.running or jobs.sweep_running(), help="Run only what this node needs")
     _show_problems([p for p in mine if p.field is None or (spec and p.field not in spec.params
                                                                    and p.field not in spec.inputs)])
     with st.expander("Id, duplicate, remove"):

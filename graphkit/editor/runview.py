@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from graphkit.editor import files
+from graphkit.editor import files, jobs
 from graphkit.editor.guard import callback
 from graphkit.editor.previews import image_source, preview
 from graphkit.editor.runner import NodeStatus, RunRecord, status_words
@@ -74,11 +74,13 @@ def run_bar(ed: Editor) -> None:
     busy = running(ed)
     if busy:  # drawn while it runs: the polling below redraws the page when it ends
         st.session_state[FINISHED_KEY] = ed.run
+    sweeping = jobs.sweep_running()  # the Sweep tab's polling redraws the page when it ends
     run, cancel, undo, redo, state = st.columns([1.3, 1.5, 0.6, 0.6, 5],
                                                 vertical_alignment="center")
     run.button("Run", key="run", icon=":material/play_arrow:", type="primary",
-               on_click=_start, args=(ed,), disabled=busy, use_container_width=True,
-               help="Run every output node (only what changed since the last run runs again)")
+               on_click=_start, args=(ed,), disabled=busy or sweeping, use_container_width=True,
+               help="Run every output node (only what changed since the last run runs again)"
+               + ("; off while a sweep runs" if sweeping else ""))
     cancel.button("Cancel", key="cancel", icon=":material/stop:", on_click=_cancel, args=(ed,),
                   disabled=not busy, use_container_width=True)
     undo.button("", key="undo", icon=":material/undo:", on_click=_undo, args=(ed,),
@@ -121,6 +123,9 @@ def _summary(ed: Editor) -> None:
     rerun_when_finished(ed)
     redraw_on_progress(ed)
     record = ed.run
+    if jobs.sweep_running() and not running(ed):
+        st.caption(md_text(jobs.busy(ed.tab)))
+        return
     if record is None:
         st.caption(md_text(f"Not run yet in this tab. Outputs go to {ed.out_dir}"))
         return

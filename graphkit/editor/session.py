@@ -20,7 +20,7 @@ from typing import Any
 
 from graphkit.api import Graph
 from graphkit.context import Sandbox
-from graphkit.editor import layout, ops
+from graphkit.editor import jobs, layout, ops
 from graphkit.editor.files import (
     Opened,
     examples_dir,
@@ -349,20 +349,24 @@ class Editor:
         return Graph(part, self.opened.base_dir, self.reg)
 
     def start_run(self, targets: list[str] | None = None, background: bool = True) -> RunRecord:
-        """Run the graph (or, for ``targets``, only what they need) in the background."""
+        """Run the graph (or, for ``targets``, only what they need) in the background;
+        a GraphError when a run or a sweep is going on in this process."""
         from graphkit.api import default_scheduler
 
         graph = self.part_for(targets) if targets else self.graph()
-        self.run = start_run(graph, self.out_dir, self.input_dirs(), default_scheduler(),
-                             background=background, targets=targets)
+        self.run = jobs.start("run", self.tab, lambda: start_run(
+            graph, self.out_dir, self.input_dirs(), default_scheduler(),
+            background=background, targets=targets))
         self.commit()
         self.run_doc_text = self.text
         return self.run
 
     def run_graph(self, targets: list[str] | None = None) -> bool:
-        """Start a run when nothing else runs and the part to run has no problems."""
-        if self.run is not None and self.run.running:
-            self.notify("info", "a run is in progress: wait for it or cancel it")
+        """Start a run when nothing else runs (no run, no sweep, in any tab) and the part
+        to run has no problems."""
+        reason = jobs.busy(self.tab)
+        if reason:
+            self.notify("info", reason)
             return False
         graph = self.part_for(targets) if targets else self.graph()
         problems = blocking_problems(graph, targets, self.input_dirs())
@@ -371,7 +375,11 @@ class Editor:
             self.notify("error", "the graph cannot run yet: "
                         + "; ".join(map(str, problems[:5])) + more)
             return False
-        record = self.start_run(targets)
+        try:
+            record = self.start_run(targets)
+        except GraphError as exc:  # another tab started something meanwhile
+            self.fail(exc)
+            return False
         if record.thread is not None:
             record.thread.join(timeout=0.25)  # small graphs finish before the page redraws
         return True

@@ -9,6 +9,7 @@ import sys
 from typing import Any, TextIO
 
 from graphkit.sweep.events import SweepFinished, SweepStarted, VariationFinished
+from graphkit.sweep.local import DEFAULT_BATCH
 
 _SWEEP_ONLY = {"zip": "--zip", "batch": "--batch", "on": "--on", "ray_address": "--ray-address",
                "workers": "--workers"}
@@ -28,7 +29,8 @@ def add_sweep_options(run: argparse.ArgumentParser) -> None:
                        help="pair the --sweep values instead (equal lengths)")
     group.add_argument("--batch", type=int, default=None, metavar="N",
                        help="variations per diffusion call when only seed or prompt "
-                       "differ (default: 8 on CUDA, 4 on MPS, 1 on the CPU)")
+                       f"differ (default: {DEFAULT_BATCH['cuda']} on CUDA, "
+                       f"{DEFAULT_BATCH['mps']} on MPS, {DEFAULT_BATCH['cpu']} on the CPU)")
     group.add_argument("--on", choices=["local", "ray"], default=None,
                        help="local (default): this process; ray: a Ray cluster "
                        "(pip install 'graphkit[ray]')")

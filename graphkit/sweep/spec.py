@@ -9,7 +9,9 @@ SPEC is one of:
 - an inclusive integer range ``A..B`` (``0..99`` is 100 values; A <= B).
 - ``@FILE``: one value per line, each parsed as ``--set`` parses it; blank lines are
   skipped. FILE is a path as typed on the command line (relative to the current folder);
-  it must be a regular file of UTF-8 text, at most ``max_sweep_file_bytes``.
+  it must be a regular file of UTF-8 text, at most ``max_sweep_file_bytes``. Given a
+  ``file_root`` (the editor gives its workspace), FILE is relative to that folder and must
+  stay inside it, links included.
 
 Several axes make the cartesian product (the last axis varies fastest); ``zip`` pairs them
 instead (equal lengths). Every value is checked against the param's type and bounds, and
@@ -94,12 +96,12 @@ def _fail(message: str, node: str | None = None, field: str | None = None) -> Gr
 
 
 def build_sweep(graph: Graph, axes: Mapping[str, Any] | Iterable[str], zip: bool = False,
-                lim: Limits | None = None) -> Sweep:
+                lim: Limits | None = None, file_root: Path | None = None) -> Sweep:
     """Parse and check a sweep over ``graph``; GraphError (one problem) on bad input.
 
     ``axes`` is either ``NODE.PARAM=SPEC`` strings (the command line) or a mapping from
     ``"NODE.PARAM"`` to a SPEC string or to a list of values (the Python API; list values
-    are used as they are, not parsed).
+    are used as they are, not parsed). ``file_root``: read @FILE only inside this folder.
     """
     lim = lim or limits()
     parsed: list[Axis] = []
@@ -121,7 +123,7 @@ def build_sweep(graph: Graph, axes: Mapping[str, Any] | Iterable[str], zip: bool
             raise _fail("this param is swept twice; give all its values in one SPEC",
                         node_id, name)
         seen.add(key)
-        parsed.append(_axis(graph, node_id, name, spec, lim))
+        parsed.append(_axis(graph, node_id, name, spec, lim, file_root))
     sweep = Sweep(tuple(parsed), zip)
     if zip:
         lengths = {a.name: len(a.values) for a in parsed}
@@ -134,7 +136,8 @@ def build_sweep(graph: Graph, axes: Mapping[str, Any] | Iterable[str], zip: bool
     return sweep
 
 
-def _axis(graph: Graph, node_id: str, name: str, spec: Any, lim: Limits) -> Axis:
+def _axis(graph: Graph, node_id: str, name: str, spec: Any, lim: Limits,
+          file_root: Path | None = None) -> Axis:
     entry = graph.doc.nodes.get(node_id)
     if entry is None:
         raise _fail("no such node in the graph", node_id, name)
@@ -146,7 +149,7 @@ def _axis(graph: Graph, node_id: str, name: str, spec: Any, lim: Limits) -> Axis
         known = ", ".join(node_spec.params) or "none"
         raise _fail(f"unknown param (known: {known})", node_id, name)
     if isinstance(spec, str):
-        values = spec_values(spec, param.schema, lim, node_id, name)
+        values = spec_values(spec, param.schema, lim, node_id, name, file_root)
     elif isinstance(spec, Iterable) and not isinstance(spec, (bytes, Mapping)):
         values = list(itertools.islice(spec, lim.max_sweep_variations + 1))
     else:
@@ -162,12 +165,14 @@ def _axis(graph: Graph, node_id: str, name: str, spec: Any, lim: Limits) -> Axis
 
 
 def spec_values(raw: str, schema: dict[str, Any] | None, lim: Limits,
-                node_id: str | None = None, name: str | None = None) -> list[Any]:
+                node_id: str | None = None, name: str | None = None,
+                file_root: Path | None = None) -> list[Any]:
     """The values a SPEC string stands for, each parsed as ``--set`` parses a value."""
     if not raw.strip():
         raise _fail("the sweep has no values (empty SPEC)", node_id, name)
     if raw.startswith("@"):
-        lines = read_spec_file(raw[1:], lim, node_id, name)
+        lines = read_spec_file(raw[1:], lim, node_id, name, file_root)
+        _check_count(lines, f"{raw} has", lim, node_id, name)
         return [parse_value(line, schema) for line in lines]
     match = _RANGE.match(raw)
     if match:
@@ -181,11 +186,20 @@ def spec_values(raw: str, schema: dict[str, Any] | None, lim: Limits,
                         node_id, name)
         return list(range(start, stop + 1))
     pieces = split_list(raw, node_id, name)
+    _check_count(pieces, "the comma list has", lim, node_id, name)
     for position, piece in enumerate(pieces, 1):
         if not piece:
             raise _fail(f"value {position} of the comma list is empty (write \"\" for an "
                         "empty text)", node_id, name)
     return [parse_value(piece, schema) for piece in pieces]
+
+
+def _check_count(values: list[str], what: str, lim: Limits, node_id: str | None,
+                 name: str | None) -> None:
+    """Refuse more values than a sweep may have before each is parsed and checked."""
+    if len(values) > lim.max_sweep_variations:
+        raise _fail(f"{what} {len(values)} values; the limit is {lim.max_sweep_variations} "
+                    "(GRAPHKIT_LIMIT_MAX_SWEEP_VARIATIONS)", node_id, name)
 
 
 def split_list(raw: str, node_id: str | None = None, name: str | None = None) -> list[str]:
@@ -219,16 +233,23 @@ def split_list(raw: str, node_id: str | None = None, name: str | None = None) ->
 
 
 def read_spec_file(name: str, lim: Limits, node_id: str | None = None,
-                   param: str | None = None) -> list[str]:
-    """The non-blank lines of a UTF-8 text file named on the command line."""
+                   param: str | None = None, file_root: Path | None = None) -> list[str]:
+    """The non-blank lines of a UTF-8 text file named on the command line (or, with
+    ``file_root``, named relative to that folder and inside it)."""
     if not name:
         raise _fail("@ must be followed by a file name", node_id, param)
-    path = Path(name).expanduser()
+    path = Path(name).expanduser() if file_root is None else _inside(file_root, name,
+                                                                       node_id, param)
     limit = lim.max_sweep_file_bytes
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    if file_root is not None:  # resolved already: a link put there since is not followed
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:  # O_NONBLOCK: a FIFO named here must not hang the run before it is refused
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(path, flags)
     except OSError as exc:
         raise _fail(f"cannot read @{name}: {exc.strerror or exc}", node_id, param) from None
+    except (ValueError, UnicodeError):  # a NUL byte, a lone surrogate
+        raise _unusable(name, node_id, param) from None
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
@@ -250,6 +271,23 @@ def read_spec_file(name: str, lim: Limits, node_id: str | None = None,
         raise _fail(f"@{name} contains a NUL character; it must be text", node_id, param)
     lines = [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
     return [line for line in lines if line.strip()]
+
+
+def _inside(root: Path, name: str, node_id: str | None, param: str | None) -> Path:
+    """``name`` relative to ``root``, links resolved; refused unless it stays inside."""
+    base = Path(root).resolve()
+    try:
+        path = (base / name).resolve()
+    except (ValueError, UnicodeError):
+        raise _unusable(name, node_id, param) from None
+    if not path.is_relative_to(base):
+        raise _fail(f"@{name} is not inside {base}; only files in that folder can be read",
+                    node_id, param)
+    return path
+
+
+def _unusable(name: str, node_id: str | None, param: str | None) -> GraphError:
+    return _fail(f"cannot read @{name}: not a usable file name", node_id, param)
 
 
 def _check_values(graph: Graph, node_id: str, name: str, values: list[Any],
