@@ -55,3 +55,5 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_diffusion.py
+	$(BIN)/python bench/bench_sweep.py
+	$(BIN)/python bench/bench_canvas.py
