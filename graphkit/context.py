@@ -55,6 +55,9 @@ class Sandbox:
 
     input_dirs: list[Path] = field(default_factory=list)
     out_dir: Path | None = None
+    # Output file names (case-folded, as on macOS and Windows) handed out in this run, and
+    # the node each went to: a second node asking for one would overwrite the first's file.
+    claimed: dict[str, str] = field(default_factory=dict, repr=False)
 
     def resolve_input(self, rel: str, field_name: str = "path") -> Path:
         """A readable regular file named relative to one of the input folders."""
@@ -85,15 +88,24 @@ class Sandbox:
         where = ", ".join(str(r) for r in self.input_dirs) or "no input folder was given"
         raise InputFileMissing(field_name, f"file '{rel}' not found (looked in: {where})")
 
-    def output_file(self, name: str, suffix: str, field_name: str = "name") -> Path:
-        """A path for a new output file inside the output folder."""
+    def output_file(self, name: str, suffix: str, field_name: str = "name",
+                    owner: str = "") -> Path:
+        """A path for a new output file inside the output folder. ``owner`` (the node id)
+        claims the file name for this run: another owner asking for it is refused, so that
+        no node overwrites a file another wrote in the same run (say a batch's ``a_0``
+        and a save named ``a_0``)."""
         if self.out_dir is None:
             raise NodeInputError(field_name, "this run has no output folder")
         if not _SAFE_NAME.fullmatch(name) or ".." in name:
             raise NodeInputError(field_name, f"output name '{name}' must be a plain file name "
                                  "(letters, digits, '_', '-', '.'; no folders)")
+        file_name = f"{name}{suffix}"
+        earlier = self.claimed.setdefault(file_name.casefold(), owner)
+        if earlier != owner:
+            raise NodeInputError(field_name, f"'{file_name}' was already written in this run "
+                                 f"by node '{earlier}'; give each output its own name")
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        return self.out_dir / f"{name}{suffix}"
+        return self.out_dir / file_name
 
 
 @dataclass

@@ -80,7 +80,7 @@ def image_save(
     paths = []
     for i, pic in enumerate(pics):
         stem = name if len(pics) == 1 else f"{name}_{i}"
-        target = ctx.sandbox.output_file(stem, ".png")
+        target = ctx.sandbox.output_file(stem, ".png", owner=ctx.node_id)
         atomic_write_bytes(target, encode_png(pic, ctx.graph_json, info))
         paths.append(str(target))
     return SavedFiles(tuple(paths))

@@ -295,6 +295,22 @@ def test_save_batch_numbers_files(tmp_path: Path) -> None:
     assert [Path(p).name for p in files.paths] == ["b_0.png", "b_1.png"]
 
 
+def test_a_save_never_overwrites_another_saves_file_of_the_same_run(tmp_path: Path) -> None:
+    """A batch saved as 'a' writes a_0.png: a save named 'A_0' in the same run (the same
+    Sandbox) is refused, not written over it; the first file keeps its pixels."""
+    ctx = ctx_for(tmp_path)
+    batch = image_save(ctx, Image(torch.zeros(2, 3, 4, 4)), name="a")
+    first = Path(batch.paths[0]).read_bytes()
+    other = RunContext("other", "image.save", CPU, ctx.sandbox, RunControl(), lambda s, t: None)
+    with pytest.raises(NodeInputError, match=r"^'A_0.png' was already written in this run "
+                                             r"by node 'n'; give each output its own name$"):
+        image_save(other, Image(torch.ones(1, 3, 4, 4)), name="A_0")
+    assert Path(batch.paths[0]).read_bytes() == first
+    # the node that claimed a name may write it again (a retry after running out of memory)
+    assert image_save(ctx, Image(torch.ones(2, 3, 4, 4)), name="a").paths == batch.paths
+    assert Path(batch.paths[0]).read_bytes() != first
+
+
 @pytest.mark.parametrize("name", ["a/b", "../up", "/abs", ".hidden", ""])
 def test_save_refuses_names_with_folders(tmp_path: Path, name: str) -> None:
     """Refused by the param check before a run, and by the node itself if called directly."""
