@@ -137,15 +137,12 @@ def _set_model_access(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``graphkit`` command."""
-    from graphkit.environment import problems as environment_problems
+    from graphkit.environment import refused
 
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
-    bad_settings = environment_problems()
-    if bad_settings:  # before any work, all of them at once
-        for line in bad_settings:
-            print(f"error: {line}", file=sys.stderr)
+    if refused():  # bad GRAPHKIT_* settings, before any work
         return EXIT_BAD_INPUT
     try:
         return handler(args)

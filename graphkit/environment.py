@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TextIO
 
 FLAG_VALUES = ("", "0", "1", "false", "true", "no", "yes", "off", "on")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -29,6 +31,15 @@ def whole_number(environ: Mapping[str, str], name: str, default: int, minimum: i
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum} (got {value})")
     return value
+
+
+def refused(file: TextIO | None = None) -> bool:
+    """Print an ``error:`` line (to stderr) for each unusable setting of this process's
+    environment, all at once; True when there was one (the command then exits 2)."""
+    found = problems()
+    for line in found:
+        print(f"error: {line}", file=file or sys.stderr)
+    return bool(found)
 
 
 def problems(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -72,3 +72,14 @@ def test_several_bad_values_are_all_reported(capsys: pytest.CaptureFixture[str],
     assert main(["validate", str(GRAPHS / "crop_resize.json")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "GRAPHKIT_LIMIT_MAX_NODES" in err and "GRAPHKIT_MODELS" in err
+
+
+def test_the_stand_alone_editor_launcher_checks_the_settings_too(tmp_path: Path) -> None:
+    """``python -m graphkit.editor.launch`` refuses a bad setting before it starts a server."""
+    proc = subprocess.run([sys.executable, "-m", "graphkit.editor.launch", "--workspace",
+                           str(tmp_path)], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL,
+                          env={**_base_env(), "GRAPHKIT_CACHE_HOST_MB": "lots"})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == "error: GRAPHKIT_CACHE_HOST_MB must be a whole number (got 'lots')\n"
+    assert proc.stdout == ""  # no "graphkit editor: http://..." line: nothing was served

@@ -156,8 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     add_edit_parser(sub)
     args = parser.parse_args(["edit", *(argv if argv is not None else sys.argv[1:])])
+    from graphkit.environment import refused
     from graphkit.errors import GraphError
 
+    if refused():  # bad GRAPHKIT_* settings, before the server starts (as the CLI does)
+        return 2
     try:
         return cmd_edit(args)
     except GraphError as exc:
