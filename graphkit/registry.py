@@ -6,7 +6,7 @@ import inspect
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, get_args, get_origin
@@ -29,6 +29,21 @@ def parse_semver(version: str) -> tuple[int, int, int] | None:
         return None
     major, minor, patch = (int(g) for g in match.groups())
     return major, minor, patch
+
+
+# A param's schema key naming the inputs it depends on being linked or not, e.g. a model
+# loaded only when the node's ``mask`` is linked: {"mask": true}. ``check``, ``models pull``
+# and the models a PNG records then name only the models the node will load.
+USED_WHEN_LINKED = "usedWhenLinked"
+
+
+def used_with(param: ParamSpec, linked: Iterable[str]) -> bool:
+    """Whether a param is used by a node whose linked inputs are ``linked``."""
+    wanted = param.schema.get(USED_WHEN_LINKED)
+    if not isinstance(wanted, dict):
+        return True
+    names = set(linked)
+    return all((name in names) == bool(on) for name, on in wanted.items())
 
 
 def Param(default: Any = ..., **kwargs: Any) -> Any:  # noqa: N802 - reads like a type

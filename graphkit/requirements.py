@@ -8,7 +8,7 @@ from typing import Any
 
 from graphkit.context import Sandbox
 from graphkit.graph import GraphDoc
-from graphkit.registry import NodeSpec, Registry, parse_semver
+from graphkit.registry import NodeSpec, Registry, parse_semver, used_with
 
 PROBES = ("model_index.json", "config.json")
 INSTALLED = "installed"
@@ -48,14 +48,16 @@ def revision_param(model_param: str, params: Any) -> str:
 
 
 def model_params(doc: GraphDoc, reg: Registry) -> dict[str, tuple[str, str | None]]:
-    """Model names a graph uses: node params called ``model`` or ``*_model``, defaults filled."""
+    """Model names a graph uses: node params called ``model`` or ``*_model``, defaults filled,
+    leaving out those the node does not load with its linked inputs (a decoder's inpainting
+    checkpoint without a mask)."""
     found: dict[str, tuple[str, str | None]] = {}
     for node_id, entry in doc.nodes.items():
         spec = reg.get(entry.type)
         if spec is None:
             continue
         for name, param in spec.params.items():
-            if not is_model_param(name):
+            if not is_model_param(name) or not used_with(param, entry.inputs):
                 continue
             value = entry.params.get(name, param.default)
             revision = entry.params.get(revision_param(name, spec.params))

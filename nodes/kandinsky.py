@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from graphkit import Image, ImageEmbeds, Param, Prompt, RunContext, node
 from graphkit.context import NodeInputError
-from graphkit.registry import Batching
+from graphkit.registry import USED_WHEN_LINKED, Batching
 from graphkit.types import Mask
 from nodes._diffusion import (
     Model,
@@ -32,6 +32,13 @@ DECODER = "kandinsky-community/kandinsky-2-2-decoder"
 DECODER_INPAINT = "kandinsky-community/kandinsky-2-2-decoder-inpaint"
 
 Embeds = ImageEmbeds.where(space=SPACE)
+# The decoder loads its inpainting checkpoint when a mask is linked, else its own.
+DecoderModel = Annotated[str, Param(min_length=1, max_length=500, description="Hub id or "
+                                    "local folder, used without a mask input.",
+                                    json_schema_extra={USED_WHEN_LINKED: {"mask": False}})]
+InpaintModel = Annotated[str, Param(min_length=1, max_length=500, description="Hub id or "
+                                    "local folder, used with a mask input (inpainting).",
+                                    json_schema_extra={USED_WHEN_LINKED: {"mask": True}})]
 Steps = Annotated[int, Param(ge=1, le=200, description="Denoising steps.")]
 PriorSteps = Annotated[int, Param(ge=2, le=200, description="Prior denoising steps (2 or more).")]
 Guidance = Annotated[float, Param(ge=0, le=30, description="Classifier-free guidance "
@@ -187,8 +194,8 @@ def kandinsky_decoder(
     width: Side = 512,
     height: Side = 512,
     seed: Seed = 0,
-    model: Model = DECODER,
-    inpaint_model: Model = DECODER_INPAINT,
+    model: DecoderModel = DECODER,
+    inpaint_model: InpaintModel = DECODER_INPAINT,
     revision: Revision = None,
     inpaint_revision: Revision = None,
 ) -> Image:

@@ -57,12 +57,34 @@ def test_each_model_param_is_paired_with_its_own_revision() -> None:
     from graphkit.model_pull import graph_hub_models
     from graphkit.registry import registry
 
-    doc = GraphDoc.model_validate({"nodes": {"dec": {"type": "kandinsky.decoder", "params": {
-        "revision": "r-main", "inpaint_revision": "r-inpaint"}}}})
+    params = {"revision": "r-main", "inpaint_revision": "r-inpaint"}
+    doc = GraphDoc.model_validate({"nodes": {
+        "dec": {"type": "kandinsky.decoder", "params": params},
+        "m": {"type": "mask.region", "params": {"width": 64, "height": 64}},
+        "i": {"type": "mask.to_image", "inputs": {"mask": "m.mask"}},
+        "paint": {"type": "kandinsky.decoder", "params": params,
+                  "inputs": {"image": "i.image", "mask": "m.mask"}}}})
     hub, local = graph_hub_models(doc, registry())
     assert sorted(hub) == [("kandinsky-community/kandinsky-2-2-decoder", "r-main"),
                            ("kandinsky-community/kandinsky-2-2-decoder-inpaint", "r-inpaint")]
     assert local == []
+
+
+def test_a_decoder_without_a_mask_needs_only_its_own_checkpoint() -> None:
+    """A decoder loads its inpainting checkpoint only with a mask linked, and only that one
+    then: ``models pull`` and ``check`` name what the node will load."""
+    from graphkit.graph import GraphDoc
+    from graphkit.model_pull import graph_hub_models
+    from graphkit.registry import registry
+
+    plain = json.loads((GRAPHS / "kandinsky_text2image.json").read_text())
+    hub, _local = graph_hub_models(GraphDoc.model_validate(plain), registry())
+    assert sorted(m for m, _r in hub) == ["kandinsky-community/kandinsky-2-2-decoder",
+                                          "kandinsky-community/kandinsky-2-2-prior"]
+    masked = json.loads((GRAPHS / "kandinsky_inpaint.json").read_text())
+    hub, _local = graph_hub_models(GraphDoc.model_validate(masked), registry())
+    assert sorted(m for m, _r in hub) == ["kandinsky-community/kandinsky-2-2-decoder-inpaint",
+                                          "kandinsky-community/kandinsky-2-2-prior"]
 
 
 @pytest.fixture
