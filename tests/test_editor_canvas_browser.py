@@ -30,6 +30,7 @@ from editor_server import (
     node,
     open_page,
     port,
+    tab_id,
     wait_autosaved,
 )
 from tiny_fixture import shared_tiny_root
@@ -223,6 +224,46 @@ def test_two_tabs_on_one_file_lose_neither_edit(new_tab: Any, editor: Editor) ->
     second.wait_for_selector(READY)
     second.keyboard.press("Control+z")  # the second tab's version is one undo away
     editor.wait(second, lambda g: "soft" not in g["nodes"], "the second tab's edit back")
+
+
+def test_a_duplicated_page_gets_a_tab_of_its_own(new_tab: Any, editor: Editor) -> None:
+    """The browser's "Duplicate tab" opens the same address (the same ?tab=) while the first
+    page is open: the copy starts from the first page's work under a new tab id, and the
+    two pages' edits autosave apart (the first page's work is not overwritten)."""
+    from playwright.sync_api import expect
+
+    first = new_tab()
+    node(first, "soft").locator(".gk-title").click()
+    first.keyboard.press("Delete")
+    editor.wait(first, lambda g: "soft" not in g["nodes"], "soft deleted in the first page")
+    first_tab = tab_id(first)
+
+    copy = first.context.new_page()
+    copy.goto(first.url)  # the same address, ?tab= included
+    copy.wait_for_selector(READY, timeout=60_000)
+    fit_view(copy)
+    expect(copy.get_by_text("this page is a copy of another open page")).to_be_visible()
+    deadline = time.monotonic() + 10
+    while tab_id(copy) == first_tab:
+        assert time.monotonic() < deadline, "the copy kept the first page's tab id"
+        time.sleep(0.05)
+    assert node(copy, "soft").count() == 0  # it starts from the first's work
+    assert "soft" not in editor.wait(copy, lambda g: True, "the copy's own autosave")["nodes"]
+
+    node(copy, "grow").locator(".gk-title").click()
+    copy.keyboard.press("Delete")
+    editor.wait(copy, lambda g: "grow" not in g["nodes"], "grow deleted in the copy")
+    node(first, "fit").locator(".gk-title").click()
+    first.keyboard.press("Delete")
+    mine = editor.wait(first, lambda g: "fit" not in g["nodes"], "fit deleted in the first")
+    assert "grow" in mine["nodes"]  # the copy's edit did not reach the first page's autosave
+    assert "fit" in editor.saved(copy)["nodes"] and "grow" not in editor.saved(copy)["nodes"]
+
+    first.reload()  # a reload is not a copy: the page keeps its tab and its work
+    first.wait_for_selector(READY, timeout=60_000)
+    assert tab_id(first) == first_tab
+    expect(first.get_by_text("this page is a copy of another open page")).to_have_count(0)
+    assert node(first, "fit").count() == 0 and node(first, "grow").count() == 1
 
 
 def test_drop_a_link_on_empty_canvas_to_add_a_fitting_node(new_tab: Any, editor: Editor) -> None:

@@ -12,7 +12,16 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from graphkit.editor import canvas, canvas_events, jobs, panels, runview, sampoints, sweepview
+from graphkit.editor import (
+    canvas,
+    canvas_events,
+    jobs,
+    panels,
+    runview,
+    sampoints,
+    sweepview,
+    tabs,
+)
 from graphkit.editor.guard import callback, one_line
 from graphkit.editor.inspector import inspector
 from graphkit.editor.session import Editor
@@ -39,7 +48,13 @@ def editor() -> Editor:
     reload of the page finds the tab's autosave."""
     ed = st.session_state.get("editor")
     if ed is None:
-        ed = Editor.start(tab=st.query_params.get("tab"))
+        asked = st.query_params.get("tab")
+        session, alive = tabs.this_session()
+        if tabs.claim(asked, session, alive):
+            ed = Editor.start(tab=asked)
+        else:  # a duplicated page: the same address as a page still open
+            ed = Editor.start(copy_of=asked)
+        tabs.claim(ed.tab, session, alive)
         st.session_state["editor"] = ed
     if st.query_params.get("tab") != ed.tab:
         st.query_params["tab"] = ed.tab
@@ -131,8 +146,8 @@ def page(ed: Editor) -> None:
     # A reloaded page whose tab has a sweep opens on the Sweep tab (decided once per page).
     first = st.session_state.setdefault(
         FIRST_PANEL_KEY, sweepview.TITLE if jobs.sweep_of(ed.tab) is not None else None)
-    tabs = st.tabs([t for t, _ in PANELS], default=first)
-    for (_title, draw), tab in zip(PANELS, tabs, strict=True):
+    panel_tabs = st.tabs([t for t, _ in PANELS], default=first)
+    for (_title, draw), tab in zip(PANELS, panel_tabs, strict=True):
         with tab:
             draw(ed)
 

@@ -99,13 +99,16 @@ class Editor:
     # starting -----------------------------------------------------------------------------
     @classmethod
     def start(cls, workspace: Path | None = None, tab: str | None = None,
-              launch_file: Path | None = None) -> Editor:
+              launch_file: Path | None = None, copy_of: str | None = None) -> Editor:
         """The editor of tab ``tab``: its autosave when there is one; else the launch file,
-        else the graph of the most recent tab (a restarted editor goes on where it was)."""
+        else the graph of the most recent tab (a restarted editor goes on where it was).
+        With ``copy_of`` (a page duplicating another tab's page), a new tab starting from
+        that tab's autosave, which it then leaves alone."""
         workspace = (workspace or workspace_from_env()).resolve()
-        tab = tab if tab and TAB_ID.fullmatch(tab) else new_tab_id()
+        copied = copy_of if copy_of and TAB_ID.fullmatch(copy_of) else None
+        tab = tab if tab and TAB_ID.fullmatch(tab) and copied is None else new_tab_id()
         launch_file = launch_file if launch_file is not None else launch_file_from_env()
-        opened = load_session(tab_file(workspace, tab))
+        opened = load_session(tab_file(workspace, copied or tab))
         recovered = opened is not None
         notice = None
         if opened is None and launch_file is not None:
@@ -121,10 +124,13 @@ class Editor:
         layout.place_missing(opened.doc, editor.reg)
         editor.saved_text = _saved_text(opened, recovered, editor.reg)
         editor.history.reset(dumps_doc(opened.doc))
-        editor._autosaved = "" if not recovered else editor._session_text()
+        editor._autosaved = "" if not recovered or copied else editor._session_text()
         editor.selected = next(iter(opened.doc.nodes), None)
         if notice:
             editor.notify("error", notice)
+        if copied:
+            editor.notify("info", "this page is a copy of another open page of the editor: "
+                          "it got a tab of its own, so their edits autosave apart")
         _prune_tabs(workspace)
         return editor
 
