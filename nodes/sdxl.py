@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import torch
+
 from graphkit import Image, Param, Prompt, RunContext, node
 from graphkit.context import NodeInputError
 from graphkit.registry import Batching
@@ -94,7 +96,77 @@ def sdxl_text2image(
                              width, height, model, revision)[0]
 
 
-@node("sdxl.image2image", title="SDXL image to image", category="generate", version="1.0.0")
+def _redraw_batch(
+    ctx: RunContext,
+    task: str,
+    items: list[dict[str, Any]],
+    image: Image,
+    mask: Mask | None,
+    strength: float,
+    steps: int,
+    guidance: float,
+    model: str,
+    revision: str | None,
+) -> list[Image]:
+    """SDXL image to image (no mask) or inpaint for several (prompt, seed) items.
+
+    Items run in one pipeline call per kind of negative prompt, with the image (and mask)
+    repeated once per item and one generator per item, so that each generator draws what it
+    would in a single run (the VAE encodes each copy with its item's generator). An image
+    batch of more than one runs item by item, its prompt repeated over the batch.
+    """
+    check_multiple("image", "the image", image.width, image.height, 8)
+    if mask is not None and (mask.width, mask.height) != (image.width, image.height):
+        raise NodeInputError("mask", f"the mask is {mask.width}x{mask.height} but the image is "
+                             f"{image.width}x{image.height}; they must match")
+    check_strength(steps, strength)
+    pipe = get_model(ctx.models.sdxl, model, task, revision=revision)
+    report = StepReporter(ctx)
+
+    def call(texts: list[str], negatives: list[str] | None, copies: int,
+             generator: Any) -> torch.Tensor:
+        ctx.check_cancelled()
+        extra = {} if mask is None else {
+            "mask_image": to_pipe(mask.alpha.repeat(copies, 1, 1, 1), pipe),
+            "width": image.width, "height": image.height}
+        out = pipe(prompt=texts, negative_prompt=negatives,
+                   image=to_pipe(image.pixels.repeat(copies, 1, 1, 1), pipe),
+                   strength=strength, num_inference_steps=steps, guidance_scale=guidance,
+                   generator=generator, output_type="pt", callback_on_step_end=report, **extra)
+        return from_pipe(out.images, ctx)
+
+    prompts: list[Prompt] = [it["prompt"] for it in items]
+    size = image.pixels.shape[0]
+    if size != 1 or len(items) == 1:
+        return [Image(call(*batch_prompts(p.text, p.negative, size), 1,
+                           ctx.generator(it["seed"]))) for p, it in zip(prompts, items,
+                                                                       strict=True)]
+    images: list[Image | None] = [None] * len(items)
+    for part in by_negative(prompts):
+        negatives = [prompts[i].negative for i in part]
+        pixels = call([prompts[i].text for i in part], negatives if negatives[0] else None,
+                      len(part), generators(ctx, [items[i]["seed"] for i in part]))
+        for i, one in zip(part, split_batch(pixels, len(part)), strict=True):
+            images[i] = Image(one)
+    return images  # type: ignore[return-value]
+
+
+def _image2image_batch(ctx: RunContext, items: list[dict[str, Any]], image: Image,
+                       strength: float = 0.5, steps: int = 2, guidance: float = 0.0,
+                       model: str = TURBO, revision: str | None = None) -> list[Image]:
+    return _redraw_batch(ctx, "image2image", items, image, None, strength, steps, guidance,
+                         model, revision)
+
+
+def _inpaint_batch(ctx: RunContext, items: list[dict[str, Any]], image: Image, mask: Mask,
+                   strength: float = 0.99, steps: int = 20, guidance: float = 8.0,
+                   model: str = INPAINT, revision: str | None = None) -> list[Image]:
+    return _redraw_batch(ctx, "inpaint", items, image, mask, strength, steps, guidance,
+                         model, revision)
+
+
+@node("sdxl.image2image", title="SDXL image to image", category="generate", version="1.0.0",
+      batching=Batching(("prompt", "seed"), _image2image_batch))
 def sdxl_image2image(
     ctx: RunContext,
     image: Image,
@@ -109,27 +181,14 @@ def sdxl_image2image(
     """Redraw an image guided by a prompt; output has the input's size (multiples of 8).
 
     int(steps x strength) denoising steps run (SDXL-Turbo: steps 2, strength 0.5 = 1 step).
+    In a sweep, variations that differ only in prompt or seed run as one batch.
     """
-    check_multiple("image", "the image", image.width, image.height, 8)
-    check_strength(steps, strength)
-    pipe = get_model(ctx.models.sdxl, model, "image2image", revision=revision)
-    texts, negatives = batch_prompts(prompt.text, prompt.negative, image.pixels.shape[0])
-    ctx.check_cancelled()
-    out = pipe(
-        prompt=texts,
-        negative_prompt=negatives,
-        image=to_pipe(image.pixels, pipe),
-        strength=strength,
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        generator=ctx.generator(seed),
-        output_type="pt",
-        callback_on_step_end=StepReporter(ctx),
-    )
-    return Image(from_pipe(out.images, ctx))
+    return _image2image_batch(ctx, [{"prompt": prompt, "seed": seed}], image, strength,
+                              steps, guidance, model, revision)[0]
 
 
-@node("sdxl.inpaint", title="SDXL inpaint", category="generate", version="1.0.0")
+@node("sdxl.inpaint", title="SDXL inpaint", category="generate", version="1.0.0",
+      batching=Batching(("prompt", "seed"), _inpaint_batch))
 def sdxl_inpaint(
     ctx: RunContext,
     image: Image,
@@ -145,28 +204,8 @@ def sdxl_inpaint(
     """Repaint where the mask is 1 (white) and keep the rest; output has the image's size.
 
     The default is the 9-channel SDXL inpainting checkpoint (20 steps, guidance 8); an SDXL
-    text-to-image checkpoint works too (e.g. SDXL-Turbo with 2-4 steps and guidance 0).
+    text-to-image checkpoint works too (e.g. SDXL-Turbo with 2-4 steps and guidance 0). In a
+    sweep, variations that differ only in prompt or seed run as one batch.
     """
-    check_multiple("image", "the image", image.width, image.height, 8)
-    if (mask.width, mask.height) != (image.width, image.height):
-        raise NodeInputError("mask", f"the mask is {mask.width}x{mask.height} but the image is "
-                             f"{image.width}x{image.height}; they must match")
-    check_strength(steps, strength)
-    pipe = get_model(ctx.models.sdxl, model, "inpaint", revision=revision)
-    texts, negatives = batch_prompts(prompt.text, prompt.negative, image.pixels.shape[0])
-    ctx.check_cancelled()
-    out = pipe(
-        prompt=texts,
-        negative_prompt=negatives,
-        image=to_pipe(image.pixels, pipe),
-        mask_image=to_pipe(mask.alpha, pipe),
-        width=image.width,
-        height=image.height,
-        strength=strength,
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        generator=ctx.generator(seed),
-        output_type="pt",
-        callback_on_step_end=StepReporter(ctx),
-    )
-    return Image(from_pipe(out.images, ctx))
+    return _inpaint_batch(ctx, [{"prompt": prompt, "seed": seed}], image, mask, strength,
+                          steps, guidance, model, revision)[0]

@@ -85,6 +85,61 @@ def test_batched_seed_sweep_equals_single_runs(tiny_manager, tmp_path: Path,
     assert not np.array_equal(images[0], images[1])  # the seeds did reach the pipeline
 
 
+def _redraw_graph(task: str) -> graphkit.Graph:
+    """A 64x64 photo redrawn by sdxl.image2image, or inpainted in a box by sdxl.inpaint (on
+    the tiny SDXL-Turbo and inpainting models)."""
+    nodes: dict = {
+        "photo": {"type": "image.load", "params": {"path": "inputs/photo.png"}},
+        "small": {"type": "image.resize", "params": {"width": 64, "height": 64},
+                  "inputs": {"image": "photo.image"}},
+        "prompt": {"type": "text.prompt", "params": {"text": "a watercolour harbour"}},
+        "gen": {"type": f"sdxl.{task}", "params": {"steps": 2},
+                "inputs": {"image": "small.image", "prompt": "prompt.prompt"}},
+        "save": {"type": "image.save", "params": {"name": "redrawn"},
+                 "inputs": {"image": "gen.image"}}}
+    if task == "inpaint":
+        nodes["box"] = {"type": "mask.region", "params": {"box": [8, 8, 40, 48]},
+                        "inputs": {"image": "small.image"}}
+        nodes["gen"]["inputs"]["mask"] = "box.mask"
+    graph = graphkit.Graph.from_json(json.dumps({"format": "graphkit/1", "nodes": nodes}), GRAPHS)
+    assert not graph.checked().problems, graph.checked().problems
+    return graph
+
+
+@pytest.mark.parametrize(("task", "model"), [
+    ("image2image", "stabilityai/sdxl-turbo"),
+    ("inpaint", "diffusers/stable-diffusion-xl-1.0-inpainting-0.1")])
+def test_image_to_image_and_inpaint_seed_sweeps_batch_and_equal_single_runs(
+        tiny_manager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task: str,
+        model: str) -> None:
+    graph = _redraw_graph(task)
+    cls = type(tiny_manager.sdxl(model, task))
+    original = cls.__call__
+    calls: list[int] = []
+
+    def counting(pipe, *args, **kwargs):  # noqa: ANN001, ANN202 - the pipeline's call
+        generator = kwargs["generator"]
+        calls.append(len(generator) if isinstance(generator, list) else 1)
+        return original(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "__call__", counting)
+    rows = graph.sweep({"gen.seed": "0..2"}, out=tmp_path / "sweep", batch=3,
+                       scheduler=Scheduler())
+    assert calls == [3]  # the three seeds in one pipeline call
+    assert [r["status"] for r in rows] == ["done"] * 3
+    images = []
+    for seed, row in enumerate(rows):
+        single = graph.copy()
+        single.set_param("gen", "seed", seed)
+        single.run(tmp_path / f"single{seed}", scheduler=Scheduler())
+        swept = _pixels(tmp_path / "sweep" / row["files"][0])
+        alone = _pixels(tmp_path / f"single{seed}" / "redrawn.png")
+        assert np.abs(swept - alone).max() <= TOLERANCE, (task, seed)
+        images.append(swept)
+    assert calls == [3, 1, 1, 1]  # and each single run one call of its own
+    assert not np.array_equal(images[0], images[1])  # the seeds did reach the pipeline
+
+
 def test_default_batch_on_the_cpu_batches_seeds(tiny_manager, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _count_pipeline_calls(monkeypatch, tiny_manager)
