@@ -105,6 +105,24 @@ def split_batch(pixels: torch.Tensor, n: int) -> list[torch.Tensor]:
     return [pixels[i:i + 1] for i in range(n)]
 
 
+def calls_by_negative(
+    prompts: list[Any],
+    seeds: list[int],
+    call: Callable[[list[str], list[str] | None, list[int]], torch.Tensor],
+) -> list[torch.Tensor]:
+    """Each item's pixels (batch 1, in item order) from one ``call(texts, negatives, seeds)``
+    per kind of negative prompt (see :func:`by_negative`); ``negatives`` is None for the
+    items without one."""
+    found: list[torch.Tensor | None] = [None] * len(prompts)
+    for part in by_negative(prompts):
+        negatives = [prompts[i].negative for i in part]
+        pixels = call([prompts[i].text for i in part], negatives if negatives[0] else None,
+                      [seeds[i] for i in part])
+        for i, one in zip(part, split_batch(pixels, len(part)), strict=True):
+            found[i] = one
+    return found  # type: ignore[return-value]
+
+
 def by_negative(prompts: list[Any]) -> list[list[int]]:
     """Indices of the prompts with a negative, and of those without, as separate calls.
 

@@ -16,13 +16,12 @@ from nodes._diffusion import (
     Seed,
     StepReporter,
     batch_prompts,
-    by_negative,
+    calls_by_negative,
     check_multiple,
     check_strength,
     from_pipe,
     generators,
     get_model,
-    split_batch,
     to_pipe,
 )
 
@@ -50,26 +49,25 @@ def _text2image_batch(
     """SDXL text to image for several (prompt, seed) items, one pipeline call per kind of
     negative prompt, one generator per item."""
     pipe = get_model(ctx.models.sdxl, model, "text2image", revision=revision)
-    prompts: list[Prompt] = [it["prompt"] for it in items]
-    images: list[Image | None] = [None] * len(items)
     report = StepReporter(ctx)
-    for part in by_negative(prompts):
+
+    def call(texts: list[str], negatives: list[str] | None, seeds: list[int]) -> torch.Tensor:
         ctx.check_cancelled()
-        negatives = [prompts[i].negative for i in part]
         out = pipe(
-            prompt=[prompts[i].text for i in part],
-            negative_prompt=negatives if negatives[0] else None,
+            prompt=texts,
+            negative_prompt=negatives,
             num_inference_steps=steps,
             guidance_scale=guidance,
             width=width,
             height=height,
-            generator=generators(ctx, [items[i]["seed"] for i in part]),
+            generator=generators(ctx, seeds),
             output_type="pt",
             callback_on_step_end=report,
         )
-        for i, pixels in zip(part, split_batch(out.images, len(part)), strict=True):
-            images[i] = Image(from_pipe(pixels, ctx))
-    return images  # type: ignore[return-value]
+        return from_pipe(out.images, ctx)
+
+    return [Image(pixels) for pixels in calls_by_negative(
+        [it["prompt"] for it in items], [it["seed"] for it in items], call)]
 
 
 @node("sdxl.text2image", title="SDXL text to image", category="generate", version="1.0.0",
@@ -141,14 +139,10 @@ def _redraw_batch(
         return [Image(call(*batch_prompts(p.text, p.negative, size), 1,
                            ctx.generator(it["seed"]))) for p, it in zip(prompts, items,
                                                                        strict=True)]
-    images: list[Image | None] = [None] * len(items)
-    for part in by_negative(prompts):
-        negatives = [prompts[i].negative for i in part]
-        pixels = call([prompts[i].text for i in part], negatives if negatives[0] else None,
-                      len(part), generators(ctx, [items[i]["seed"] for i in part]))
-        for i, one in zip(part, split_batch(pixels, len(part)), strict=True):
-            images[i] = Image(one)
-    return images  # type: ignore[return-value]
+    return [Image(pixels) for pixels in calls_by_negative(
+        prompts, [it["seed"] for it in items],
+        lambda texts, negatives, seeds: call(texts, negatives, len(seeds),
+                                             generators(ctx, seeds)))]
 
 
 def _image2image_batch(ctx: RunContext, items: list[dict[str, Any]], image: Image,
