@@ -188,10 +188,11 @@ def pickle_only_copy(src: Path, dest: Path) -> Path:
     return dest
 
 
-def test_pickle_weights_need_the_explicit_flag(
-    tmp_path: Path, tiny_root: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str]
-) -> None:
+def pickle_only_graph(tmp_path: Path, tiny_root: Path, monkeypatch: pytest.MonkeyPatch
+                      ) -> tuple[Path, Path]:
+    """A 64x64 text-to-image graph whose model is a pickle-only copy of tiny SDXL-Turbo under
+    ``tmp_path/m``, with the unsafe-weights and model-folder settings cleared (restored after
+    the test, whatever the CLI sets) and no model manager yet: (folder, graph file)."""
     folder = pickle_only_copy(tm.tiny_path(tiny_root, tm.SDXL_TURBO), tmp_path / "m" / "sdxl")
     graph = tmp_path / "g.json"
     graph.write_text(json.dumps({"format": "graphkit/1", "nodes": {
@@ -201,8 +202,16 @@ def test_pickle_weights_need_the_explicit_flag(
                 "inputs": {"prompt": "prompt.prompt"}},
         "save": {"type": "image.save", "inputs": {"image": "gen.image"}}}}))
     for name in ("GRAPHKIT_ALLOW_UNSAFE_WEIGHTS", "GRAPHKIT_MODEL_DIRS"):
-        monkeypatch.setenv(name, "")  # restored after the test, whatever the CLI sets
+        monkeypatch.setenv(name, "")
     monkeypatch.setattr(models, "_MANAGER", None)
+    return folder, graph
+
+
+def test_pickle_weights_need_the_explicit_flag(
+    tmp_path: Path, tiny_root: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    _folder, graph = pickle_only_graph(tmp_path, tiny_root, monkeypatch)
     args = ["run", str(graph), "--out", str(tmp_path / "out"), "--device", "cpu",
             "--model-dir", str(tmp_path / "m")]
     assert cli.main(args) == 2
@@ -403,16 +412,7 @@ def test_check_reports_a_pickle_only_folder(
     tmp_path: Path, tiny_root: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = pickle_only_copy(tm.tiny_path(tiny_root, tm.SDXL_TURBO), tmp_path / "m" / "sdxl")
-    graph = tmp_path / "g.json"
-    graph.write_text(json.dumps({"format": "graphkit/1", "nodes": {
-        "prompt": {"type": "text.prompt"},
-        "gen": {"type": "sdxl.text2image", "params": {"model": str(folder)},
-                "inputs": {"prompt": "prompt.prompt"}},
-        "save": {"type": "image.save", "inputs": {"image": "gen.image"}}}}))
-    for name in ("GRAPHKIT_ALLOW_UNSAFE_WEIGHTS", "GRAPHKIT_MODEL_DIRS"):
-        monkeypatch.setenv(name, "")
-    monkeypatch.setattr(models, "_MANAGER", None)
+    folder, graph = pickle_only_graph(tmp_path, tiny_root, monkeypatch)
     assert cli.main(["check", str(graph), "--model-dir", str(tmp_path / "m")]) == 2
     out = capsys.readouterr().out
     assert f"model {folder}: refused: " in out and "only pickle weights" in out
